@@ -1,0 +1,365 @@
+"""The Flask application: configuration, the scoring API, health, and the dashboard's home.
+
+``create_app()`` is the only entry point (gunicorn runs ``'app:create_app()'``). It loads the
+model and creates the database engine once per process and keeps both on ``app.extensions``;
+nothing happens at import time.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import time
+import uuid
+from pathlib import Path
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+import db
+import predict
+import validation
+from model import ModelLoadError
+
+log = logging.getLogger("fraud.app")
+
+API_PREFIXES = ("/score", "/health", "/version", "/hello", "/metrics", "/openapi.json", "/api")
+
+DEFAULTS = {
+    "DATABASE_URL": None,  # None: SQLite file under instance/
+    "MODEL_PATH": str(predict.DEFAULT_MODEL_PATH),
+    "SPOOL_DIR": None,  # None: instance/spool
+    "STREAM_REGISTER_URL": None,  # None: do not register with a stream service
+    "PUBLIC_IP": None,  # None: found with socket
+    "PUBLIC_PORT": 8000,
+    "REGISTER_INTERVAL": 60.0,
+    "MAX_CONTENT_LENGTH": 1 << 20,  # 1 MiB: a real event is a few KB
+    "MAX_BATCH": 1000,
+    "SCORE_API_KEY": None,  # set: /score requires the X-API-Key header
+    "SCORE_ALLOWLIST": None,  # set: comma-separated addresses/networks allowed to POST /score
+    "DEMO_MODE": False,  # True: show stored (test-set) events, write nothing new
+    "TRUST_PROXY": False,  # True behind nginx: take the client address from X-Forwarded-For
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,  # set SESSION_COOKIE_SECURE=1 when served over HTTPS
+    "REJECT_BODY_LIMIT": 4096,
+}
+
+_BOOL = ("DEMO_MODE", "TRUST_PROXY", "SESSION_COOKIE_SECURE")
+_INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH")
+_FLOAT = ("REGISTER_INTERVAL",)
+_STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLIC_IP",
+        "SCORE_API_KEY", "SCORE_ALLOWLIST", "SECRET_KEY", "RATELIMIT_STORAGE_URI")
+
+
+def config_from_env(environ=os.environ) -> dict:
+    """Settings found in the environment, converted to their types."""
+    config = {}
+    for name in _STR + _BOOL + _INT + _FLOAT:
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        if name in _BOOL:
+            config[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif name in _INT:
+            config[name] = int(raw)
+        elif name in _FLOAT:
+            config[name] = float(raw)
+        else:
+            config[name] = raw
+    return config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then ``test_config``; load model and engine once."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.update(config_from_env())
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    _configure_logging(app)
+    app.config["SECRET_KEY"] = app.config.get("SECRET_KEY") or _instance_secret(app)
+    if app.config["TRUST_PROXY"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    try:
+        app.extensions["fraud_model"] = predict.load_model(app.config["MODEL_PATH"])
+    except ModelLoadError as exc:
+        # A half-working scorer is worse than none: refuse to start, saying why.
+        raise SystemExit(f"fraud-triage cannot start: {exc}") from exc
+    url = app.config["DATABASE_URL"] or db.database_url(app.instance_path)
+    engine = db.make_engine(url)
+    app.extensions["db_engine"] = engine
+    spool_dir = Path(app.config["SPOOL_DIR"] or Path(app.instance_path) / "spool")
+    app.extensions["score_writer"] = db.ScoreWriter(engine, db.Spool(spool_dir))
+    app.extensions["schema_ready"] = _apply_schema(engine)
+
+    import metrics
+
+    metrics.init_app(app)
+    _register_api(app)
+    _register_errors(app)
+    _register_cli(app)
+    app.after_request(_security_headers)
+
+    import dashboard
+
+    dashboard.init_app(app)
+    _start_registration(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    """Structured one-line logs with the request id, unless the host already set logging up."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=os.environ.get("LOG_LEVEL", "INFO"),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+
+
+def _instance_secret(app: Flask) -> str:
+    """A random secret kept in instance/ so every worker on this host signs sessions alike.
+
+    Several hosts must share one SECRET_KEY from the environment instead.
+    """
+    path = Path(app.instance_path) / "secret_key"
+    try:  # O_EXCL: when several workers start at once, exactly one writes the secret
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    for _ in range(50):  # another worker may be between creating and writing it
+        if path.stat().st_size:
+            break
+        time.sleep(0.01)
+    return path.read_text().strip()
+
+
+def _apply_schema(engine) -> bool:
+    """Apply schema.sql at start; a database that is down now is retried on the next write."""
+    try:
+        db.init_db(engine)
+        return True
+    except db.DatabaseUnavailable as exc:
+        log.warning("database unavailable at start-up, events will spool: %s", exc)
+        return False
+
+
+def _start_registration(app: Flask) -> None:
+    """Register with the stream service, unless gunicorn's master does it once for all workers."""
+    url = app.config["STREAM_REGISTER_URL"]
+    if not url or os.environ.get("FRAUD_REGISTRAR") == "gunicorn" or app.testing:
+        return
+    import register
+
+    register.start_registrar(
+        url, app.config["PUBLIC_IP"] or register.local_ip(), app.config["PUBLIC_PORT"],
+        app.config["REGISTER_INTERVAL"],
+    )
+
+
+# --------------------------------------------------------------------------- API
+
+
+def _register_api(app: Flask) -> None:
+    app.add_url_rule("/hello", view_func=hello)
+    app.add_url_rule("/score", view_func=score, methods=["POST"])
+    app.add_url_rule("/health", view_func=health)
+    app.add_url_rule("/version", view_func=version)
+    app.add_url_rule("/openapi.json", view_func=openapi_document)
+    app.before_request(_start_request)
+
+
+def _start_request():
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    g.started = time.perf_counter()
+
+
+def hello():
+    """The classic liveness check the stream's operators know."""
+    return Response("Hello, World!", mimetype="text/plain")
+
+
+def _client_address() -> str:
+    return request.remote_addr or ""
+
+
+def _check_score_access() -> None:
+    """Optional protection of /score: an API key and/or a source-address allowlist."""
+    from flask import abort
+
+    key = current_app.config["SCORE_API_KEY"]
+    if key and not hmac.compare_digest(request.headers.get("X-API-Key", ""), key):
+        abort(401, description="missing or wrong X-API-Key header")
+    allowlist = current_app.config["SCORE_ALLOWLIST"]
+    if allowlist and not _address_allowed(_client_address(), allowlist):
+        abort(403, description=f"source address {_client_address()} is not allowed to post events")
+
+
+def _address_allowed(address: str, allowlist: str) -> bool:
+    """True when ``address`` falls in one of the comma-separated addresses or networks."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(item.strip(), strict=False)
+               for item in allowlist.split(",") if item.strip())
+
+
+def score():
+    """Score one event (a JSON object) or up to MAX_BATCH events (an array), store, answer."""
+    from flask import abort
+
+    import metrics
+
+    _check_score_access()
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        _reject(f"unsupported content type {request.mimetype or 'none'}", 415)
+    body = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        payload = validation.parse_json_body(body)
+        events, is_batch = validation.events_from_payload(payload, current_app.config["MAX_BATCH"])
+    except validation.InvalidEvent as exc:
+        _reject(str(exc), exc.status, body, field=exc.field)
+    model = current_app.extensions["fraud_model"]
+    scores = predict.score_records(model, events)
+    stored = "not stored (demo mode)"
+    if not current_app.config["DEMO_MODE"]:
+        try:
+            stored = _store(list(zip(events, scores)))
+        except db.SpoolUnavailable as exc:
+            log.error("event %s could not be stored anywhere: %s", scores[0]["object_id"], exc)
+            abort(503, description="the event was scored but could not be stored: database and spool "
+                                   "are both unavailable; send it again later")
+    metrics.observe_scores(scores)
+    for item in scores:
+        item["stored"] = stored
+    return jsonify(scores if is_batch else scores[0])
+
+
+def _store(items) -> str:
+    """Write through the score writer (database, or the spool while the database is away)."""
+    app = current_app
+    if not app.extensions["schema_ready"]:
+        app.extensions["schema_ready"] = _apply_schema(app.extensions["db_engine"])
+    if not app.extensions["schema_ready"]:
+        app.extensions["score_writer"].spool.append(items, source="stream")
+        return "spooled"
+    return app.extensions["score_writer"].write(items, source="stream")
+
+
+def _reject(reason: str, status: int, body: bytes = b"", field: str | None = None):
+    """Record a refused body (so nothing the stream sent vanishes without trace) and abort."""
+    from flask import abort
+
+    import metrics
+
+    limit = current_app.config["REJECT_BODY_LIMIT"]
+    log.warning("rejected /score body from %s: %s (%d bytes) request_id=%s",
+                _client_address(), reason, len(body), g.get("request_id"))
+    metrics.observe_reject(status)
+    try:
+        db.record_reject(current_app.extensions["db_engine"], reason, body[:limit], _client_address())
+    except db.DatabaseUnavailable as exc:
+        log.error("could not record the rejected body in the database: %s", exc)
+    abort(status, description=reason if field is None else f"{reason} (field: {field})")
+
+
+def health():
+    """Model loaded, database reachable, spool depth and writability; 503 when degraded."""
+    app = current_app
+    writer = app.extensions["score_writer"]
+    database_ok = db.ping(app.extensions["db_engine"])
+    spool_ok = writer.spool.writable()
+    depth = writer.spool.depth()
+    if database_ok and depth:
+        try:
+            writer.drain()
+            depth = writer.spool.depth()
+        except db.DatabaseUnavailable:
+            database_ok = False
+    body = {
+        "status": "ok" if database_ok and spool_ok else "degraded",
+        "model_loaded": True,
+        "model_version": app.extensions["fraud_model"].version,
+        "database": "ok" if database_ok else "unreachable",
+        "spool": {"depth": depth, "writable": spool_ok},
+        "demo_mode": app.config["DEMO_MODE"],
+    }
+    return jsonify(body), 200 if body["status"] == "ok" else 503
+
+
+def version():
+    """Which model is serving: version, thresholds, training data summary and test metrics."""
+    meta = current_app.extensions["fraud_model"].metadata
+    keys = ("version", "created_at", "thresholds", "training_data", "fraud_rate", "test_metrics",
+            "library_versions")
+    return jsonify({k: meta.get(k) for k in keys})
+
+
+def openapi_document():
+    """The OpenAPI description of the scoring API."""
+    import openapi
+
+    return jsonify(openapi.spec())
+
+
+# --------------------------------------------------------------------------- errors and headers
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(API_PREFIXES) or request.accept_mimetypes.best == "application/json"
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        """Every HTTP error is an answer: JSON for the API, a page for people."""
+        if _wants_json():
+            response = jsonify({"error": exc.name, "status": exc.code, "message": exc.description})
+            response.status_code = exc.code
+            return response
+        from flask import render_template
+
+        return render_template("error.html", error=exc), exc.code
+
+
+def _security_headers(response: Response) -> Response:
+    """Headers that keep the dashboard from running injected code or being framed."""
+    import metrics
+
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    if "started" in g:
+        metrics.observe_request(request.endpoint or "unknown", response.status_code,
+                                time.perf_counter() - g.started)
+    return response
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _register_cli(app: Flask) -> None:
+    import cli
+
+    cli.register(app)
+
+
+if __name__ == "__main__":
+    # Development only: gunicorn (deploy/gunicorn.conf.py) serves production.
+    create_app().run(host="127.0.0.1", port=int(os.environ.get("PORT", 5000)))

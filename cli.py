@@ -1,0 +1,57 @@
+"""Operator commands on the app: ``flask --app app init-db | rescore | export-labels``.
+
+(``create-analyst`` and ``load-test-set`` belong to the dashboard and live in dashboard.py.)
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask, current_app
+
+import db
+import predict
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to the app's ``flask`` command line."""
+    app.cli.add_command(init_db_command)
+    app.cli.add_command(rescore_command)
+    app.cli.add_command(export_labels_command)
+
+
+@click.command("init-db")
+def init_db_command():
+    """Apply schema.sql (creates what is missing, never drops data)."""
+    db.init_db(current_app.extensions["db_engine"])
+    click.echo("database schema applied")
+
+
+@click.command("rescore")
+@click.option("--batch-size", default=2000, show_default=True, help="events scored per batch")
+def rescore_command(batch_size: int):
+    """Re-score every stored event with the serving model, keeping the previous score beside it."""
+    engine = current_app.extensions["db_engine"]
+    model = current_app.extensions["fraud_model"]
+    total = 0
+    for batch in db.iter_raw_payloads(engine, batch_size):
+        scores = predict.score_records(model, batch)
+        db.save_rescores(engine, scores)
+        total += len(scores)
+        click.echo(f"rescored {total} events", err=True)
+    click.echo(f"rescored {total} events with model {model.version}")
+
+
+@click.command("export-labels")
+@click.option("--out", type=click.Path(dir_okay=False), default="-", help="JSON file (default stdout)")
+def export_labels_command(out: str):
+    """Write analysts' decisions as labels for retraining (flagged = fraud, cleared = not fraud)."""
+    labels = db.export_labels(current_app.extensions["db_engine"])
+    text = json.dumps(labels, indent=1, default=str)
+    if out == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        click.echo(f"wrote {len(labels)} labels to {out}", err=True)

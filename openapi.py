@@ -1,0 +1,100 @@
+"""The OpenAPI 3 description of the scoring API, served at /openapi.json.
+
+The event schema is built from validation.FIELD_TYPES, so the document and the checks that
+/score applies cannot drift apart.
+"""
+from __future__ import annotations
+
+import validation
+
+_JSON_TYPES = {
+    "number": {"type": "number"},
+    "integer": {"type": "integer"},
+    "string": {"type": "string"},
+    "list": {"type": "array", "items": {"type": "object"}},
+}
+
+
+def event_schema() -> dict:
+    """One raw event: every known field optional (missing is missing) except object_id."""
+    properties = {}
+    for field, kind in validation.FIELD_TYPES.items():
+        schema = dict(_JSON_TYPES[kind])
+        if field != "object_id":
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[field] = schema
+    properties["object_id"] = {"type": "integer", "minimum": 1, "maximum": validation.MAX_OBJECT_ID}
+    return {
+        "type": "object",
+        "required": ["object_id"],
+        "properties": properties,
+        "additionalProperties": True,
+        "description": "A raw event as the stream sends it (36, 38, 43 or 44 keys). Bare NaN tokens "
+                       "are accepted and mean missing; acct_type is ignored if present.",
+    }
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def spec() -> dict:
+    """The whole document."""
+    score = {
+        "type": "object",
+        "properties": {
+            "object_id": {"type": "integer"},
+            "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "risk_tier": {"type": "string", "enum": ["low", "medium", "high"]},
+            "money_at_stake": {"type": "number"},
+            "expected_loss": {"type": "number", "description": "fraud_probability × money_at_stake"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "model_version": {"type": "string"},
+            "stored": {"type": "string", "description": "stored, spooled, or not stored (demo mode)"},
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Fraud triage scoring API", "version": "1.0.0",
+                 "description": "Scores marketplace events for fraud review. The model ranks events "
+                                "for human review; it does not declare fraud."},
+        "paths": {
+            "/hello": {"get": {"summary": "Liveness", "responses": {
+                "200": {"description": "Hello, World!", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/score": {"post": {
+                "summary": "Score and store one event, or an array of up to 1,000",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/Event"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
+                     "minItems": 1, "maxItems": 1000}]}}}},
+                "responses": {
+                    "200": {"description": "The score (an array of scores for an array)",
+                            "content": {"application/json": {"schema": {"oneOf": [
+                                {"$ref": "#/components/schemas/Score"},
+                                {"type": "array", "items": {"$ref": "#/components/schemas/Score"}}]}}}},
+                    "400": _error("Malformed JSON, or a body that is neither an object nor an array"),
+                    "401": _error("SCORE_API_KEY is set and X-API-Key is missing or wrong"),
+                    "403": _error("SCORE_ALLOWLIST is set and the source address is not in it"),
+                    "413": _error("Body over the size limit, or more than 1,000 events"),
+                    "415": _error("Content-Type is not application/json"),
+                    "422": _error("A field of the wrong type (named in the message), or no object_id"),
+                    "503": _error("Scored, but neither the database nor the spool could store it"),
+                }}},
+            "/health": {"get": {"summary": "Model, database and spool status", "responses": {
+                "200": {"description": "Healthy", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "503": {"description": "Degraded (database unreachable or spool unwritable)",
+                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/version": {"get": {"summary": "The serving model's version, thresholds and metrics", "responses": {
+                "200": {"description": "Model metadata", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        },
+        "components": {"schemas": {
+            "Event": event_schema(),
+            "Score": score,
+            "Error": {"type": "object", "required": ["error", "status", "message"], "properties": {
+                "error": {"type": "string"}, "status": {"type": "integer"},
+                "message": {"type": "string", "description": "what was wrong, naming the field"}}},
+        }},
+    }

@@ -1,0 +1,139 @@
+"""The scoring core: load the model once, turn raw records into scores, store them.
+
+One scoring function, two callers: the ``/score`` endpoint in app.py and this file's command
+line. Both hand raw records (as received) to :func:`score_records` and store the results with
+:func:`db.save_scores` (directly, or through the spool when the database is away).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import dataset
+import features
+from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
+
+DEFAULT_MODEL_PATH = Path("models/model.pkl")
+EXAMPLES_PATH = Path("test_script_examples.json")
+BATCH_SIZE = 2000
+
+
+def model_path(path: str | Path | None = None) -> Path:
+    """The artifact to load: the argument, else ``MODEL_PATH``, else models/model.pkl."""
+    return Path(path or os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
+
+
+def load_model(path: str | Path | None = None) -> FraudModel:
+    """Load the pickled model once; a missing file says how to train one."""
+    path = model_path(path)
+    if not path.exists():
+        raise ModelLoadError(
+            f"no model at {path}: train one with `python model.py` (or `make model`), "
+            "or point MODEL_PATH at an existing artifact"
+        )
+    return _load_artifact(path)
+
+
+def score_records(model: FraudModel, records: list[dict], explain: bool = True) -> list[dict]:
+    """Score raw records in one vectorised pass: probability, tier, money, expected loss, reasons."""
+    clean = [dataset.normalise_record(r) for r in records]
+    probabilities = model.predict_proba(clean)
+    reasons = model.explain(clean) if explain else [[] for _ in clean]
+    scores = []
+    for record, p, why in zip(clean, probabilities, reasons):
+        p = float(p)
+        money = float(features.money_at_stake(record))
+        scores.append({
+            "object_id": record.get("object_id"),
+            "fraud_probability": round(p, 6),
+            "risk_tier": risk_tier(p, model.thresholds),
+            "money_at_stake": round(money, 2),
+            "expected_loss": round(p * money, 2),
+            "reasons": why,
+            "model_version": model.version,
+        })
+    return scores
+
+
+def score_and_store(model: FraudModel, writer, records: list[dict], source: str = "batch") -> list[dict]:
+    """Score records and hand each (raw record, score) pair to a db.ScoreWriter."""
+    scores = score_records(model, records)
+    writer.write(list(zip(records, scores)), source=source)
+    return scores
+
+
+def read_input(path: Path):
+    """Yield raw records from a .json (one object or an array) or a .jsonl file, keeping NaN."""
+    if path.suffix == ".jsonl":
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+        return
+    parsed = json.loads(path.read_text("utf-8"))
+    yield from (parsed if isinstance(parsed, list) else [parsed])
+
+
+def chunks(iterable, size: int):
+    """Lists of at most ``size`` items from any iterable, so a large file streams in constant memory."""
+    iterator = iter(iterable)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(description="Score raw events and store them in the database.")
+    parser.add_argument("--input", type=Path, default=EXAMPLES_PATH, help="a .json or .jsonl file of raw events")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, default=0, help="which example of the input to score (default 0)")
+    which.add_argument("--all", action="store_true", help="score every record of the input")
+    parser.add_argument("--model", type=Path, default=None, help="model artifact (default MODEL_PATH or models/model.pkl)")
+    parser.add_argument("--no-db", action="store_true", help="print scores without storing them")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Score examples or a file, print one JSON line per record, store each unless --no-db."""
+    args = _parse_args(argv)
+    try:
+        model = load_model(args.model)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    writer = None
+    if not args.no_db:
+        import db  # only the storing path needs the database layer
+
+        engine = db.make_engine(db.database_url(Path("instance")))
+        db.init_db(engine)
+        writer = db.ScoreWriter(engine, db.Spool(Path(os.environ.get("SPOOL_DIR", "instance/spool"))))
+    records = read_input(args.input)
+    if not args.all:
+        records = itertools.islice(records, args.index, args.index + 1)
+    total, started = 0, time.perf_counter()
+    for chunk in chunks(records, BATCH_SIZE):
+        scores = score_records(model, chunk)
+        if writer is not None:
+            writer.write(list(zip(chunk, scores)), source="batch")
+        total += len(scores)
+        if not args.quiet:
+            for score in scores:
+                print(json.dumps({k: score[k] for k in (
+                    "object_id", "fraud_probability", "risk_tier", "reasons", "model_version")}))
+    if total == 0:
+        print(f"error: no record at index {args.index} of {args.input}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - started
+    print(f"scored {total} record(s) in {elapsed:.2f}s ({total / elapsed:,.0f}/s)"
+          f"{'' if writer is None else ', stored in the database'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
