@@ -61,3 +61,10 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Stop re-registering when the master exits."""
+    import register
+
+    register.stop_registrars()
