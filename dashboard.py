@@ -1,0 +1,906 @@
+"""The analysts' triage UI: sign-in, the review queue by tier, the event page, decisions, charts.
+
+Measured against Stripe Radar's review queue and Sift's console: a queue ordered by expected
+loss, a reason for every score, a decision on every item, a history of every decision.
+
+Security, in one place:
+- every page, JSON endpoint and action needs a signed-in analyst (flask-login); signed-out pages
+  redirect to the sign-in page, signed-out JSON answers 401, signed-out actions are never applied;
+- every state-changing form carries a CSRF token (flask-wtf); only the machine-facing ``/score``
+  API is exempt, because the stream service posts without one;
+- sign-in attempts are rate limited per address and name (flask-limiter); nothing else is;
+- text written by organisers (description, organiser description) is sanitised with nh3 to a few
+  formatting tags without attributes; every other field is escaped by Jinja;
+- no inline script or style anywhere (app.py's CSP forbids them): JavaScript lives in static/*.js
+  and reads its data from data-* attributes and the JSON endpoints below.
+
+Command line (registered here, see :func:`init_app`):
+  ``flask --app app create-analyst NAME``  (password prompted twice, or ANALYST_PASSWORD)
+  ``flask --app app load-test-set``        (scores the held-out test split into the database)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import math
+import re
+from urllib.parse import urlencode, urlsplit
+
+import click
+import nh3
+from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, session, url_for)
+from flask.cli import with_appcontext
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.security import check_password_hash, generate_password_hash
+
+import dataset
+import db
+
+log = logging.getLogger("fraud.dashboard")
+
+bp = Blueprint("dashboard", __name__)
+
+TIERS = ("high", "medium", "low")
+ACTIONS = {
+    "flagged_fraud": "Flag as fraud",
+    "cleared": "Clear",
+    "needs_info": "Needs information",
+    "note": "Add a note",
+}
+STATUS_LABELS = {
+    "unreviewed": "Not reviewed",
+    "flagged_fraud": "Flagged as fraud",
+    "cleared": "Cleared",
+    "needs_info": "Needs information",
+    "note": "Note added",
+}
+ACTION_DONE = {
+    "flagged_fraud": "Flagged as fraud",
+    "cleared": "Cleared",
+    "needs_info": "Marked as needing information",
+    "note": "Note added to",
+}
+# Queue sort keys offered to analysts -> the column db.queue sorts on.
+SORTS = {
+    "expected_loss": "expected_loss",
+    "probability": "fraud_probability",
+    "created": "event_created",
+    "received": "first_received_at",
+    "money": "money_at_stake",
+}
+SORT_LABELS = {
+    "expected_loss": "Expected loss",
+    "probability": "Probability",
+    "created": "Created",
+    "received": "First received",
+    "money": "Money at stake",
+}
+CURRENCY_SYMBOLS = {"USD": "$", "GBP": "£", "EUR": "€", "CAD": "CA$", "AUD": "A$", "NZD": "NZ$",
+                    "MXN": "MX$"}
+CURRENCIES = ("USD", "GBP", "CAD", "AUD", "EUR", "NZD", "MXN")
+NOTE_MAX = 2000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+MIN_PASSWORD = 8
+DB_ERRORS = (db.DatabaseUnavailable, OperationalError)
+
+# Organiser-written HTML keeps only plain formatting: no attributes at all, no links, no images.
+SAFE_TAGS = {"p", "br", "b", "strong", "i", "em", "u", "ul", "ol", "li", "blockquote", "h1", "h2",
+             "h3", "h4", "h5", "h6", "div", "span", "pre", "code", "hr", "small", "sub", "sup"}
+
+CONFIG_DEFAULTS = {
+    "LOGIN_RATE_LIMIT": "10 per minute",  # per client address and analyst name
+    "LOGIN_ADDRESS_RATE_LIMIT": "30 per minute",  # per client address, whatever the name
+    "RATELIMIT_STORAGE_URI": "memory://",  # use redis://... when several workers or hosts serve
+    "DASHBOARD_REFRESH_SECONDS": 15,  # live charts and queue counts
+    "QUEUE_PER_PAGE": 50,
+    "WTF_CSRF_TIME_LIMIT": 8 * 3600,  # a queue left open for a working day still accepts decisions
+}
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def init_app(app: Flask) -> None:
+    """Attach the dashboard: blueprint, sign-in, CSRF, rate limits, template helpers, CLI commands."""
+    for key, value in CONFIG_DEFAULTS.items():
+        app.config.setdefault(key, value)
+    app.register_blueprint(bp)
+    _init_login(app)
+    _init_csrf(app)
+    _init_rate_limit(app)
+    app.jinja_env.filters.update(
+        money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
+        probability=format_probability, number=format_number, dash=format_missing,
+        status_label=status_label,
+    )
+    app.cli.add_command(create_analyst_command)
+    app.cli.add_command(load_test_set_command)
+
+
+def _init_login(app: Flask) -> None:
+    """Sessions for analysts; the user is reloaded from the database on each request."""
+    manager = LoginManager()
+    manager.login_view = "dashboard.login"
+    manager.user_loader(load_analyst)
+    manager.unauthorized_handler(_unauthorized)
+    manager.init_app(app)
+
+
+def _init_csrf(app: Flask) -> None:
+    """CSRF tokens on every form; the stream's JSON ``/score`` posts carry none and are exempt."""
+    csrf = CSRFProtect(app)
+    if "score" in app.view_functions:
+        csrf.exempt(app.view_functions["score"])
+
+
+def _init_rate_limit(app: Flask) -> None:
+    """Rate-limit sign-in attempts only (per address+name and per address); nothing else."""
+    limiter = Limiter(get_remote_address, app=app, default_limits=[])
+    view = app.view_functions["dashboard.login"]
+    view = limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_attempt_key,
+                         methods=["POST"])(view)
+    view = limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"],
+                         key_func=get_remote_address, methods=["POST"])(view)
+    app.view_functions["dashboard.login"] = view
+    app.extensions["dashboard_limiter"] = limiter
+
+
+def _login_attempt_key() -> str:
+    """Rate-limit key for one sign-in attempt: the client address and the name tried."""
+    return f"{get_remote_address()}|{request.form.get('name', '').strip().lower()[:64]}"
+
+
+class Analyst(UserMixin):
+    """A signed-in analyst as flask-login sees one."""
+
+    def __init__(self, analyst_id, name: str):
+        self.id = analyst_id
+        self.name = name
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def load_analyst(analyst_id: str) -> Analyst | None:
+    """flask-login's user loader; while the database is away, trust the signed session's name."""
+    try:
+        row = db.get_analyst_by_id(current_app.extensions["db_engine"], int(analyst_id))
+    except ValueError:
+        return None
+    except DB_ERRORS as exc:
+        log.warning("database unavailable while loading analyst %s: %s", analyst_id, exc)
+        name = session.get("analyst_name")
+        return Analyst(analyst_id, name) if name else None
+    return Analyst(row["id"], row["name"]) if row else None
+
+
+def _unauthorized():
+    """Signed out: JSON gets 401, pages redirect to sign-in; nothing is ever applied."""
+    if request.path.startswith("/api/"):
+        abort(401, description="sign in to the dashboard first")
+    if request.method == "GET":
+        flash("Please sign in to continue.", "info")
+        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+    flash("You were signed out, so nothing was changed. Sign in and try again.", "warning")
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.app_context_processor
+def _template_globals() -> dict:
+    """Names every template may use."""
+    return {"TIERS": TIERS, "ACTIONS": ACTIONS, "STATUS_LABELS": STATUS_LABELS}
+
+
+@bp.errorhandler(db.DatabaseUnavailable)
+@bp.errorhandler(OperationalError)
+def _database_down(exc):
+    """A read that fails because the database is away: say so plainly (503), JSON for the API."""
+    log.error("database unavailable on %s: %s", request.path, exc)
+    description = "The database cannot be reached right now, so this page could not be loaded. " \
+                  "Try again in a minute."
+    if request.path.startswith("/api/"):
+        return jsonify({"error": "Service Unavailable", "status": 503, "message": description}), 503
+    return render_template("error.html", error=ServiceUnavailable(description)), 503
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_missing(value):
+    """'—' for anything missing (None, NaN, empty string), else the value."""
+    return "—" if dataset.is_missing(value) else value
+
+
+def _to_datetime(value) -> dt.datetime | None:
+    """A UTC datetime from unix seconds, a datetime or an ISO string; None when missing or 0."""
+    if dataset.is_missing(value):
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:  # 0 means "not set" in the client's data, not 1 January 1970
+            return None
+        try:
+            return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # far outside any real date
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def format_datetime(value) -> str:
+    """'2013-10-04 14:05 UTC', or '—'."""
+    when = _to_datetime(value)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if when else "—"
+
+
+def format_date(value) -> str:
+    """'2013-10-04', or '—'."""
+    when = _to_datetime(value)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d") if when else "—"
+
+
+def format_money(amount, currency=None, cents: bool = True) -> str:
+    """'£1,234.50 GBP' (symbol, amount, code), '1,234.50' without a currency, '—' when missing."""
+    if dataset.is_missing(amount):
+        return "—"
+    try:
+        amount = float(amount)
+    except (TypeError, ValueError):
+        return str(amount)
+    code = (currency or "").upper() if isinstance(currency, str) else ""
+    sign = "-" if amount < 0 else ""
+    text = f"{sign}{CURRENCY_SYMBOLS.get(code, '')}{abs(amount):,.{2 if cents else 0}f}"
+    return f"{text} {code}" if code else text
+
+
+def format_bool(value) -> str:
+    """'yes' / 'no' for 1/0, True/False, 'y'/'n'; '—' when missing."""
+    if dataset.is_missing(value):
+        return "—"
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("y", "yes", "true", "1"):
+            return "yes"
+        if lowered in ("n", "no", "false", "0"):
+            return "no"
+        return value
+    return "yes" if value else "no"
+
+
+def format_probability(value) -> str:
+    """'87.3 %', or '—'."""
+    if dataset.is_missing(value):
+        return "—"
+    return f"{float(value) * 100:.1f} %"
+
+
+def format_number(value, digits: int = 0) -> str:
+    """Thousands separators; integers stay integers; '—' when missing."""
+    if dataset.is_missing(value):
+        return "—"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        if float(value).is_integer() and digits == 0:
+            return f"{int(value):,}"
+        return f"{value:,.{digits or 2}f}"
+    return str(value)
+
+
+def status_label(status) -> str:
+    """Plain words for a review status."""
+    return STATUS_LABELS.get(status or "unreviewed", str(status))
+
+
+def sanitise_html(text) -> str:
+    """Organiser-written HTML reduced to plain formatting tags (no attributes, links or scripts)."""
+    if dataset.is_missing(text):
+        return ""
+    return nh3.clean(str(text), tags=SAFE_TAGS, attributes={}, clean_content_tags={"script", "style"},
+                     strip_comments=True, link_rel=None)
+
+
+# --------------------------------------------------------------------------- the event page's fields
+
+# (key, label, kind). Kinds pick the formatter; every key of the raw record not listed here is
+# still shown under "Other fields", so nothing the stream sent is hidden from the analyst.
+EVENT_FIELDS = [
+    ("name", "Event name", "text"),
+    ("object_id", "Event id", "id"),
+    ("event_created", "Created", "datetime"),
+    ("event_published", "Published", "datetime"),
+    ("event_start", "Starts", "datetime"),
+    ("event_end", "Ends", "datetime"),
+    ("sale_duration", "Days on sale before start", "number"),
+    ("sale_duration2", "Days from creation to start", "number"),
+    ("listed", "Listed publicly", "bool"),
+    ("fb_published", "Published on Facebook", "bool"),
+    ("show_map", "Shows a map", "bool"),
+    ("has_logo", "Has a logo", "bool"),
+    ("has_header", "Has a header image", "bool"),
+    ("has_analytics", "Uses analytics", "bool"),
+    ("channels", "Sales channel code", "number"),
+    ("delivery_method", "Ticket delivery method code", "number"),
+    ("body_length", "Description length (characters)", "number"),
+    ("name_length", "Name length (characters)", "number"),
+]
+ORGANISER_FIELDS = [
+    ("org_name", "Organiser", "text"),
+    ("email_domain", "Email domain", "text"),
+    ("country", "Organiser country", "text"),
+    ("user_created", "Account created", "datetime"),
+    ("user_age", "Account age when the event was created (days)", "number"),
+    ("user_type", "Account type code", "number"),
+    ("org_facebook", "Facebook followers (count)", "number"),
+    ("org_twitter", "Twitter followers (count)", "number"),
+    ("payee_name", "Payee name", "text"),
+    ("payout_type", "Payout method", "text"),
+]
+VENUE_FIELDS = [
+    ("venue_name", "Venue", "text"),
+    ("venue_address", "Address", "text"),
+    ("venue_state", "State / region", "text"),
+    ("venue_country", "Venue country", "text"),
+    ("venue_latitude", "Latitude", "coord"),
+    ("venue_longitude", "Longitude", "coord"),
+]
+SALES_FIELDS = [
+    ("currency", "Currency", "text"),
+    ("gts", "Gross ticket sales so far", "money"),
+    ("num_order", "Orders so far", "number"),
+    ("num_payouts", "Payouts to this organiser", "number"),
+    ("approx_payout_date", "Expected payout date", "datetime"),
+]
+SHOWN_ELSEWHERE = {"description", "org_desc", "ticket_types", "previous_payouts", "acct_type"}
+
+
+def _number(value) -> float | None:
+    """A finite float from a number or numeric string; None for anything else (raw data is untrusted)."""
+    if isinstance(value, bool) or dataset.is_missing(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def format_field(value, kind: str, currency=None) -> str:
+    """One raw field in readable form: dates as UTC dates, money with currency, yes/no, '—'."""
+    if dataset.is_missing(value):
+        return "—"
+    if kind == "datetime":
+        return format_datetime(value)
+    if kind == "bool":
+        return format_bool(value)
+    if kind == "money":
+        return format_money(value, currency)
+    number = _number(value)
+    if kind == "number" and number is not None:
+        return format_number(number, 0 if number.is_integer() else 1)
+    if kind == "coord" and number is not None:
+        return f"{number:.4f}"
+    if isinstance(value, (list, dict)):
+        return f"{len(value)} item(s)"
+    return str(value)
+
+
+def field_rows(record: dict, spec) -> list[tuple[str, str]]:
+    """(label, readable value) for each field of a section."""
+    currency = record.get("currency")
+    return [(label, format_field(record.get(key), kind, currency)) for key, label, kind in spec]
+
+
+def other_field_rows(record: dict) -> list[tuple[str, str]]:
+    """Fields the sections above do not name (new feed keys such as sequence_number)."""
+    known = {key for spec in (EVENT_FIELDS, ORGANISER_FIELDS, VENUE_FIELDS, SALES_FIELDS)
+             for key, _, _ in spec} | SHOWN_ELSEWHERE
+    return [(key, format_field(value, "text")) for key, value in sorted(record.items()) if key not in known]
+
+
+def ticket_rows(record: dict) -> list[dict]:
+    """Ticket tiers in readable form, with each tier's potential revenue."""
+    rows = []
+    for tier in record.get("ticket_types") or []:
+        if not isinstance(tier, dict):
+            continue
+        cost, total = _number(tier.get("cost")), _number(tier.get("quantity_total"))
+        revenue = None if cost is None or total is None else cost * total
+        rows.append({
+            "cost": format_money(cost, record.get("currency")),
+            "availability": format_number(tier.get("availability")),
+            "quantity_total": format_number(total),
+            "quantity_sold": format_number(tier.get("quantity_sold")),
+            "revenue": format_money(revenue, record.get("currency")),
+        })
+    return rows
+
+
+def payout_summary(record: dict) -> dict:
+    """The organiser's payout history: count before the event, totals and last dates."""
+    created = _to_datetime(record.get("event_created"))
+    payouts = [p for p in record.get("previous_payouts") or [] if isinstance(p, dict)]
+    dated = [(_to_datetime(p.get("created")), p) for p in payouts]
+    before = [(when, p) for when, p in dated if when and created and when < created]
+
+    def total(items):
+        return sum(_number(p.get("amount")) or 0.0 for _, p in items)
+
+    def last(items):
+        dates = [when for when, _ in items if when]
+        return format_datetime(max(dates)) if dates else "—"
+
+    currency = record.get("currency")
+    return {
+        "count": len(payouts),
+        "count_before": len(before),
+        "total": format_money(total(dated), currency) if payouts else "—",
+        "total_before": format_money(total(before), currency) if before else "—",
+        "last": last(dated),
+        "last_before": last(before),
+        "event_known": created is not None,
+    }
+
+
+# --------------------------------------------------------------------------- sign-in
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only local paths are followed after sign-in (no open redirect to another site)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target:
+        return None
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to check against when the name is unknown, so both cases take as long."""
+    return generate_password_hash("not-a-real-password", method="scrypt")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with name and password (attempts rate limited in _init_rate_limit)."""
+    next_url = _safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("dashboard.queue"))
+    name = ""
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        password = request.form.get("password", "")
+        row = db.get_analyst(current_app.extensions["db_engine"], name) if name else None
+        stored = row["password_hash"] if row else _dummy_hash()
+        if check_password_hash(stored, password) and row:
+            session.clear()  # a fresh session for the signed-in analyst
+            session["analyst_name"] = row["name"]
+            login_user(Analyst(row["id"], row["name"]))
+            log.info("analyst %s signed in from %s", row["name"], request.remote_addr)
+            return redirect(next_url or url_for("dashboard.queue"))
+        log.warning("failed sign-in for %r from %s", name[:64], request.remote_addr)
+        flash("Wrong name or password.", "error")
+        return render_template("login.html", name=name, next_url=next_url), 401
+    return render_template("login.html", name=name, next_url=next_url)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Sign out (a POST with a CSRF token, so no other site can sign an analyst out)."""
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("dashboard.login"))
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+def queue_filters(args) -> dict:
+    """The queue's filters from the query string, cleaned; unknown values are dropped."""
+    filters = {}
+    status = args.get("status", "")
+    if status in STATUS_LABELS and status != "note":
+        filters["status"] = status
+    for key in ("date_from", "date_to"):
+        value = args.get(key, "").strip()
+        if value:
+            try:
+                filters[key] = dt.date.fromisoformat(value).isoformat()
+            except ValueError:
+                flash(f"Ignored the date '{value[:20]}': use the form YYYY-MM-DD.", "warning")
+    currency = args.get("currency", "").strip().upper()
+    if re.fullmatch(r"[A-Z]{3}", currency):
+        filters["currency"] = currency
+    country = args.get("country", "").strip().upper()
+    if re.fullmatch(r"[A-Z]{2}", country):
+        filters["country"] = country
+    q = args.get("q", "").strip()
+    if q:
+        filters["q"] = q[:200]
+    return filters
+
+
+def _int_arg(args, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter clamped into [low, high]."""
+    try:
+        return min(max(int(args.get(name, default)), low), high)
+    except (TypeError, ValueError):
+        return default
+
+
+def _queue_state(args) -> dict:
+    """Everything that defines one view of the queue: tier, filters, sort, page."""
+    tier = args.get("tier", "high")
+    sort = args.get("sort", "expected_loss")
+    return {
+        "tier": tier if tier in TIERS else ("all" if tier == "all" else "high"),
+        "filters": queue_filters(args),
+        "sort": sort if sort in SORTS else "expected_loss",
+        "order": "asc" if args.get("order") == "asc" else "desc",
+        "page": _int_arg(args, "page", 1, 1, 100000),
+        "per_page": _int_arg(args, "per_page", current_app.config["QUEUE_PER_PAGE"], 10, 200),
+    }
+
+
+def queue_url(state: dict, **changes) -> str:
+    """The queue's URL for ``state`` with some parameters changed (sort links, tier tabs, pages)."""
+    params = {"tier": state["tier"], **state["filters"], "sort": state["sort"], "order": state["order"],
+              "page": state["page"]}
+    if state["per_page"] != current_app.config["QUEUE_PER_PAGE"]:
+        params["per_page"] = state["per_page"]
+    params.update(changes)
+    clean = {k: v for k, v in params.items() if v not in (None, "")}
+    return url_for("dashboard.queue") + "?" + urlencode(clean)
+
+
+def page_numbers(page: int, pages: int) -> list:
+    """Page links to show: first, last and a window around the current page; None is a gap."""
+    wanted = sorted({1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)})
+    out, previous = [], 0
+    for number in wanted:
+        if number - previous > 1:
+            out.append(None)
+        out.append(number)
+        previous = number
+    return out
+
+
+@bp.route("/")
+@bp.route("/queue")
+@login_required
+def queue():
+    """The review queue: three tiers with counts and money, then one tier's events by expected loss."""
+    engine = current_app.extensions["db_engine"]
+    state = _queue_state(request.args)
+    summary = db.tier_summary(engine, state["filters"])
+    rows, total = db.queue(
+        engine, tier=None if state["tier"] == "all" else state["tier"], filters=state["filters"],
+        sort=SORTS[state["sort"]], descending=state["order"] == "desc", page=state["page"],
+        per_page=state["per_page"],
+    )
+    pages = max(1, math.ceil(total / state["per_page"]))
+    return render_template(
+        "queue.html", active_page="queue", state=state, summary=summary, rows=rows, total=total,
+        pages=pages, page_numbers=page_numbers(min(state["page"], pages), pages),
+        queue_url=functools.partial(queue_url, state), sort_labels=SORT_LABELS, currencies=CURRENCIES,
+        first=(state["page"] - 1) * state["per_page"] + 1 if rows else 0,
+        last=(state["page"] - 1) * state["per_page"] + len(rows),
+        summary_url=url_for("dashboard.api_queue_summary", **state["filters"]),
+        refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"],
+    )
+
+
+# --------------------------------------------------------------------------- the event page
+
+
+@bp.route("/events/<int:object_id>")
+@login_required
+def event(object_id: int):
+    """One event in full: fields, ticket tiers, payouts, the reasons for its score, its history."""
+    engine = current_app.extensions["db_engine"]
+    prediction = db.get_prediction(engine, object_id)
+    if prediction is None:
+        abort(404, description=f"There is no scored event with id {object_id}.")
+    record = prediction.get("raw_payload") or {}
+    acct_type = prediction.get("acct_type") or record.get("acct_type")
+    return render_template(
+        "event.html", active_page="queue", p=prediction, record=record,
+        sections=[("The event", field_rows(record, EVENT_FIELDS)),
+                  ("Organiser", field_rows(record, ORGANISER_FIELDS)),
+                  ("Venue", field_rows(record, VENUE_FIELDS)),
+                  ("Sales and payouts", field_rows(record, SALES_FIELDS))],
+        other_fields=other_field_rows(record),
+        description=sanitise_html(record.get("description")),
+        org_desc=sanitise_html(record.get("org_desc")),
+        tickets=ticket_rows(record), payouts=payout_summary(record),
+        reviews=db.reviews_for(engine, object_id),
+        acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
+        back_url=_safe_next(request.args.get("back")) or url_for("dashboard.queue"),
+    )
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _expected_id(raw: str | None):
+    """The last review id the analyst saw: '' means 'no review yet' (None)."""
+    if raw is None or raw.strip() in ("", "none"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        abort(400, description="the form's last-seen review id is not a number")
+
+
+def _action_and_note(form) -> tuple[str, str | None]:
+    """The chosen action and note from a form, validated."""
+    action = form.get("action", "")
+    if action not in ACTIONS:
+        abort(400, description="choose one of: flag as fraud, clear, needs information, add a note")
+    note = (form.get("note") or "").strip()[:NOTE_MAX] or None
+    if action == "note" and not note:
+        flash("Write the note first, then press “Add a note”.", "warning")
+        return action, None
+    return action, note
+
+
+def _apply_decision(object_ids: list[int], action: str, note: str | None, expected: dict | None):
+    """Write a decision through db.add_review; a failed write renders 'NOT saved' (503)."""
+    try:
+        return db.add_review(current_app.extensions["db_engine"], object_ids, action, current_user.name,
+                             note=note, expected_review_ids=expected)
+    except DB_ERRORS as exc:
+        log.error("decision %s by %s on %s NOT saved: %s", action, current_user.name, object_ids, exc)
+        return None
+
+
+def _not_saved(object_ids, action, note, expected, retry_url):
+    """The page that says plainly the decision was NOT saved, with a form to send it again."""
+    return render_template(
+        "not_saved.html", object_ids=object_ids, action=action, note=note or "",
+        expected=expected or {}, retry_url=retry_url,
+    ), 503
+
+
+def _report(result: dict, action: str, names: dict) -> None:
+    """Flash what was applied and, for each conflict, who decided what in the meantime."""
+    applied = result.get("applied") or []
+    if applied:
+        if len(applied) == 1:
+            label = f"“{names[applied[0]]}”" if names.get(applied[0]) else f"event {applied[0]}"
+            flash(f"{ACTION_DONE[action]}: {label}.", "success")
+        else:
+            flash(f"{ACTION_DONE[action]}: {len(applied)} events.", "success")
+    conflicts = result.get("conflicts") or []
+    for conflict in conflicts[:10]:
+        object_id = conflict.get("object_id")
+        label = f"“{names[object_id]}” (event {object_id})" if names.get(object_id) else f"event {object_id}"
+        by = conflict.get("by") or "another analyst"
+        by = "you (in another tab or window)" if by == current_user.name else by
+        flash(
+            f"Not applied to {label}: {by} "
+            f"changed it to “{status_label(conflict.get('current_status'))}” at "
+            f"{format_datetime(conflict.get('at'))}, after you opened it. "
+            "Read their decision, then decide again.", "warning")
+    if len(conflicts) > 10:
+        flash(f"…and {len(conflicts) - 10} more events changed by other analysts were not applied.",
+              "warning")
+
+
+@bp.route("/events/<int:object_id>/review", methods=["POST"])
+@login_required
+def review(object_id: int):
+    """One decision on one event, refused if someone else decided since the analyst looked."""
+    action, note = _action_and_note(request.form)
+    event_url = url_for("dashboard.event", object_id=object_id)
+    if action == "note" and note is None:
+        return redirect(event_url)
+    # A note changes nobody's decision, so it is never a conflict; decisions are checked.
+    expected = None if action == "note" else {object_id: _expected_id(request.form.get("expected_review_id"))}
+    result = _apply_decision([object_id], action, note, expected)
+    if result is None:
+        return _not_saved([object_id], action, note, expected, url_for("dashboard.review", object_id=object_id))
+    if not result.get("applied") and not result.get("conflicts"):
+        abort(404, description=f"There is no scored event with id {object_id}.")
+    _report(result, action, {object_id: request.form.get("event_name")})
+    return redirect(event_url)
+
+
+@bp.route("/reviews/bulk", methods=["POST"])
+@login_required
+def bulk_review():
+    """One decision on the events ticked in the queue; each checked against what the analyst saw."""
+    back = _safe_next(request.form.get("next")) or url_for("dashboard.queue")
+    try:
+        object_ids = sorted({int(v) for v in request.form.getlist("object_id")})
+    except ValueError:
+        abort(400, description="the selection holds an event id that is not a number")
+    if not object_ids:
+        flash("Tick at least one event first.", "warning")
+        return redirect(back)
+    action, note = _action_and_note(request.form)
+    if action == "note" and note is None:
+        return redirect(back)
+    expected = None if action == "note" else {
+        i: _expected_id(request.form.get(f"seen_{i}")) for i in object_ids}
+    result = _apply_decision(object_ids, action, note, expected)
+    if result is None:
+        return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"))
+    _report(result, action, {})
+    return redirect(back)
+
+
+# --------------------------------------------------------------------------- charts
+
+
+@bp.route("/charts")
+@login_required
+def charts():
+    """Charts page; the charts themselves are drawn by static/charts.js from the JSON endpoints."""
+    model = current_app.extensions["fraud_model"]
+    return render_template("charts.html", active_page="charts", thresholds=model.thresholds,
+                           model_version=model.version,
+                           refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"])
+
+
+def _thresholds() -> dict:
+    model = current_app.extensions["fraud_model"]
+    return {"medium": float(model.thresholds["medium"]), "high": float(model.thresholds["high"])}
+
+
+def _jsonable(value):
+    """Dates and datetimes as ISO strings for the JSON endpoints."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _rows(items) -> list[dict]:
+    return [{k: _jsonable(v) for k, v in dict(item).items()} for item in items]
+
+
+@bp.route("/api/charts/scored-over-time")
+@login_required
+def api_scored_over_time():
+    """Events scored per day and tier (live chart)."""
+    days = _int_arg(request.args, "days", 30, 1, 365)
+    rows = db.scored_over_time(current_app.extensions["db_engine"], days=days)
+    return jsonify({"days": days, "tiers": list(TIERS), "rows": _rows(rows)})
+
+
+@bp.route("/api/charts/probabilities")
+@login_required
+def api_probabilities():
+    """Histogram of fraud probabilities, with the tier thresholds to mark on it."""
+    bins = _int_arg(request.args, "bins", 20, 5, 100)
+    rows = db.probability_histogram(current_app.extensions["db_engine"], bins=bins)
+    return jsonify({"bins": _rows(rows), "thresholds": _thresholds()})
+
+
+@bp.route("/api/charts/money")
+@login_required
+def api_money():
+    """Money at stake by tier and review status."""
+    rows = db.money_by_tier_status(current_app.extensions["db_engine"])
+    return jsonify({"rows": _rows(rows), "tiers": list(TIERS),
+                    "statuses": ["unreviewed", "flagged_fraud", "needs_info", "cleared"]})
+
+
+@bp.route("/api/charts/status-over-time")
+@login_required
+def api_status_over_time():
+    """Review decisions per day and status (live chart)."""
+    days = _int_arg(request.args, "days", 30, 1, 365)
+    rows = db.status_over_time(current_app.extensions["db_engine"], days=days)
+    return jsonify({"days": days, "rows": _rows(rows)})
+
+
+@bp.route("/api/charts/labelled")
+@login_required
+def api_labelled():
+    """Labelled test-split points (probability, money, fraud) for the client-side what-if view."""
+    points = [{"p": float(p), "money": float(money or 0), "fraud": dataset.is_fraud(acct)}
+              for p, money, acct in db.labelled_scores(current_app.extensions["db_engine"])]
+    return jsonify({
+        "points": points, "count": len(points), "fraud_count": sum(pt["fraud"] for pt in points),
+        "thresholds": _thresholds(), "load_command": "flask --app app load-test-set",
+    })
+
+
+@bp.route("/api/queue/summary")
+@login_required
+def api_queue_summary():
+    """Tier counts and money for the queue's live cards, with the queue's filters."""
+    summary = db.tier_summary(current_app.extensions["db_engine"], queue_filters(request.args))
+    return jsonify({tier: {k: _jsonable(v) for k, v in summary.get(tier, {}).items()} for tier in TIERS})
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@click.command("create-analyst")
+@click.argument("name")
+@click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
+              confirmation_prompt=True, help="asked twice when not given; or set ANALYST_PASSWORD")
+@with_appcontext
+def create_analyst_command(name: str, password: str):
+    """Create a dashboard account; the password is stored only as a scrypt hash."""
+    if not NAME_PATTERN.match(name):
+        raise click.BadParameter("use 1-64 letters, digits, '.', '_', '@' or '-'", param_hint="NAME")
+    if len(password) < MIN_PASSWORD:
+        raise click.BadParameter(f"use at least {MIN_PASSWORD} characters", param_hint="password")
+    engine = current_app.extensions["db_engine"]
+    if db.get_analyst(engine, name):
+        raise click.ClickException(f"an analyst named {name!r} already exists")
+    db.create_analyst(engine, name, generate_password_hash(password, method="scrypt"))
+    click.echo(f"analyst {name} created")
+
+
+def labelled_records(data_path: str | None, n: int, seed: int, synthetic: bool = False) -> tuple[list[dict], str]:
+    """Labelled records to split: the given file, else data/data.zip when present, else synthetic."""
+    from pathlib import Path
+
+    path = Path(data_path) if data_path else dataset.DEFAULT_DATA_PATH
+    if not synthetic and (data_path or path.exists()):
+        return dataset.load_labelled(path), str(path)
+    import synth
+
+    return synth.generate_events(n, seed), f"synthetic data (n={n}, seed={seed})"
+
+
+def synthetic_origin(metadata: dict) -> tuple[int, int]:
+    """(n, seed) of the synthetic data a model was trained on, so its own test split is held out."""
+    source = str((metadata or {}).get("training_data", {}).get("source", ""))
+    match = re.search(r"generate_events\((\d+), seed=(\d+)\)", source)
+    return (int(match.group(1)), int(match.group(2))) if match else (14337, 0)
+
+
+def load_test_set(engine, model, records: list[dict], test_fraction: float = 0.2,
+                  batch_size: int = 2000) -> int:
+    """Score the held-out (latest) split and store it with source 'test_set', acct_type kept."""
+    import predict
+
+    _, test = dataset.time_split(records, test_fraction)
+    for start in range(0, len(test), batch_size):
+        chunk = test[start:start + batch_size]
+        db.save_scores(engine, list(zip(chunk, predict.score_records(model, chunk))), source="test_set")
+    return len(test)
+
+
+@click.command("load-test-set")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="labelled data (.zip/.json/.jsonl); default data/data.zip when present, else synthetic")
+@click.option("--synthetic", is_flag=True, help="use generated data even when data/data.zip exists")
+@click.option("--n", type=int, default=None, help="synthetic events (default: as the model was trained, else 14337)")
+@click.option("--seed", type=int, default=None, help="synthetic seed (default: the model's training seed, else 0)")
+@click.option("--test-fraction", default=0.2, show_default=True, help="latest share held out")
+@with_appcontext
+def load_test_set_command(data_path, synthetic: bool, n: int, seed: int, test_fraction: float):
+    """Score the held-out test split into the database, keeping acct_type for the what-if chart."""
+    trained_n, trained_seed = synthetic_origin(current_app.extensions["fraud_model"].metadata)
+    n = trained_n if n is None else n
+    seed = trained_seed if seed is None else seed
+    records, source = labelled_records(data_path, n, seed, synthetic)
+    engine = current_app.extensions["db_engine"]
+    db.init_db(engine)
+    count = load_test_set(engine, current_app.extensions["fraud_model"], records, test_fraction)
+    click.echo(f"stored {count} test-split events from {source} (DEMO_MODE=1 shows them without storing new events)")

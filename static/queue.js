@@ -1,0 +1,76 @@
+/* Review queue: select-all and the selected count for bulk decisions, and live tier counts
+ * (refetched from the JSON summary every few seconds, no page reload). No inline script (CSP). */
+(function () {
+  "use strict";
+
+  /* ------------------------------------------------------------ bulk selection */
+
+  var form = document.getElementById("bulk-form");
+  if (form) {
+    var all = document.getElementById("select-all");
+    var boxes = Array.prototype.slice.call(form.querySelectorAll("input.row-select"));
+    var label = document.getElementById("selected-count");
+    var buttons = Array.prototype.slice.call(form.querySelectorAll("button.bulk-action"));
+
+    var sync = function () {
+      var chosen = boxes.filter(function (b) { return b.checked; }).length;
+      label.textContent = chosen ? chosen + " selected" : "None selected";
+      buttons.forEach(function (button) { button.disabled = chosen === 0; });
+      if (all) {
+        all.checked = chosen > 0 && chosen === boxes.length;
+        all.indeterminate = chosen > 0 && chosen < boxes.length;
+      }
+    };
+    if (all) {
+      all.addEventListener("change", function () {
+        boxes.forEach(function (b) { b.checked = all.checked; });
+        sync();
+      });
+    }
+    boxes.forEach(function (b) { b.addEventListener("change", sync); });
+    form.addEventListener("submit", function (event) {
+      var submitter = event.submitter;
+      if (submitter && submitter.value === "flagged_fraud") {
+        var chosen = boxes.filter(function (b) { return b.checked; }).length;
+        if (chosen > 1 && !window.confirm("Flag " + chosen + " events as fraud?")) { event.preventDefault(); }
+      }
+    });
+    sync();
+  }
+
+  /* ------------------------------------------------------------ live tier counts */
+
+  var cards = document.getElementById("tier-cards");
+  if (!cards || !window.fetch) { return; }
+  var seconds = Math.max(5, parseInt(cards.dataset.refresh || "20", 10));
+  var number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  var amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+  function moneyText(old, value) {
+    // Keep the symbol and currency code the server rendered; replace only the figure.
+    return old.replace(/[-\d][\d,.]*/, amount.format(value));
+  }
+
+  function refresh() {
+    fetch(cards.dataset.summaryUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+      .then(function (summary) {
+        Object.keys(summary).forEach(function (tier) {
+          var card = cards.querySelector('[data-tier="' + tier + '"]');
+          if (!card) { return; }
+          var s = summary[tier];
+          card.querySelector('[data-field="count"]').textContent = number.format(s.count || 0);
+          card.querySelector('[data-field="unreviewed"]').textContent = number.format(s.unreviewed || 0);
+          ["money_at_stake", "expected_loss"].forEach(function (field) {
+            var cell = card.querySelector('[data-field="' + field + '"]');
+            cell.textContent = moneyText(cell.textContent, s[field] || 0);
+          });
+        });
+        var stamp = document.getElementById("summary-updated");
+        if (stamp) { stamp.textContent = "Counts updated " + new Date().toLocaleTimeString(); }
+      })
+      .catch(function () { /* keep the last counts; the next tick tries again */ });
+  }
+
+  window.setInterval(refresh, seconds * 1000);
+})();

@@ -1,0 +1,729 @@
+"""The analysts' dashboard through Flask's test client: sign-in, CSRF, rate limit, the queue,
+the event page (sanitised text), decisions (audit trail, conflicts, bulk, failed writes), the
+JSON chart endpoints and the two command-line commands.
+
+Every app here is built by ``create_app`` on a fresh SQLite file holding events scored by the
+session's tiny model; the helpers at the top are shared with tests/test_browser.py.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+import dashboard
+import db
+import predict
+import synth
+
+PASSWORD = "correct horse battery"
+HOSTILE_ID = 990000001
+# Organiser-written text that would run script if it reached the page as HTML.
+HOSTILE_SCRIPT = "<script>window.__pwned = 1; alert('pwned')</script>"
+HOSTILE_IMG = "<img src=x onerror=\"window.__pwned = 2; alert('img')\">"
+HOSTILE_LINK = "<a href=\"javascript:window.__pwned = 3; alert('link')\">win a prize</a>"
+HOSTILE_SVG = "<svg onload=\"window.__pwned = 4\"></svg>"
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def scored_events(model, n: int = 240, seed: int = 7) -> list[tuple[dict, dict]]:
+    """(raw record, score) pairs for n synthetic events, scored by the real scoring core."""
+    records = synth.generate_events(n, seed)
+    return list(zip(records, predict.score_records(model, records)))
+
+
+def hostile_event(template: dict) -> tuple[dict, dict]:
+    """An event whose every free-text field tries to run script, scored high and unreviewed."""
+    raw = dict(template)
+    raw.update(
+        object_id=HOSTILE_ID,
+        name=f"Free gig {HOSTILE_SCRIPT}{HOSTILE_IMG}",
+        org_name=f"Evil Org {HOSTILE_IMG}",
+        description=f"<p>Great <b>party</b>!</p>{HOSTILE_SCRIPT}{HOSTILE_IMG}{HOSTILE_LINK}{HOSTILE_SVG}",
+        org_desc=f"<i>We</i> are legit {HOSTILE_LINK}{HOSTILE_SCRIPT}",
+        venue_name=f"Venue {HOSTILE_SCRIPT}",
+        venue_address=f"1 Main St {HOSTILE_IMG}",
+        payee_name=HOSTILE_LINK,
+        acct_type=None,
+    )
+    score = {"object_id": HOSTILE_ID, "fraud_probability": 0.99, "risk_tier": "high",
+             "expected_loss": 990000.0, "money_at_stake": 1000000.0,
+             "reasons": [f"reason with {HOSTILE_SCRIPT}"], "model_version": "test"}
+    return raw, score
+
+
+def add_analysts(engine, password_hash: str, names=("alice", "bob")) -> None:
+    """Create analysts sharing one precomputed hash (scrypt is slow on purpose)."""
+    for name in names:
+        db.create_analyst(engine, name, password_hash)
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+def sign_in(client, name: str = "alice", password: str = PASSWORD, csrf: bool = False):
+    """Sign in through the form (fetching the token first when CSRF is on)."""
+    data = {"name": name, "password": password}
+    if csrf:
+        data["csrf_token"] = csrf_token(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data=data)
+
+
+def flashes(page: str) -> list[str]:
+    """The flash messages of a page, as plain text."""
+    return [html.unescape(re.sub(r"<[^>]+>", "", m)).strip()
+            for m in re.findall(r'<li class="flash[^"]*">(.*?)</li>', page, re.S)]
+
+
+def row_ids(page: str) -> list[int]:
+    """Event ids of the queue's rows, top to bottom."""
+    return [int(i) for i in re.findall(r'<tr class="[^"]*" data-object-id="(\d+)"', page)]
+
+
+def card_counts(page: str) -> dict:
+    """The count shown on each tier card."""
+    counts = {}
+    for tier in ("high", "medium", "low"):
+        match = re.search(rf'data-tier="{tier}".*?data-field="count">([\d,]+)<', page, re.S)
+        assert match, f"no card for tier {tier}"
+        counts[tier] = int(match.group(1).replace(",", ""))
+    return counts
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def scored_pairs(tiny_model_path):
+    """240 synthetic events scored once per session by the tiny model."""
+    return scored_events(predict.load_model(tiny_model_path))
+
+
+@pytest.fixture(scope="session")
+def password_hash():
+    """One scrypt hash of PASSWORD for every test analyst."""
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(PASSWORD, method="scrypt")
+
+
+@pytest.fixture
+def build_app(tiny_model_path, tmp_path, scored_pairs, password_hash):
+    """Build an app on a fresh SQLite file holding the scored events, a hostile one and two analysts."""
+    from app import create_app
+
+    def build(populate: bool = True, **config):
+        settings = {
+            "TESTING": True, "MODEL_PATH": str(tiny_model_path), "SECRET_KEY": "test",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'dashboard.db'}", "SPOOL_DIR": str(tmp_path / "spool"),
+            "WTF_CSRF_ENABLED": False,
+        }
+        settings.update(config)
+        app = create_app(settings)
+        engine = app.extensions["db_engine"]
+        if populate:
+            db.save_scores(engine, scored_pairs, source="test_set")
+            db.save_scores(engine, [hostile_event(scored_pairs[0][0])], source="stream")
+        add_analysts(engine, password_hash)
+        return app
+
+    return build
+
+
+@pytest.fixture
+def dash_app(build_app):
+    return build_app()
+
+
+@pytest.fixture
+def dash_engine(dash_app):
+    return dash_app.extensions["db_engine"]
+
+
+@pytest.fixture
+def alice(dash_app):
+    """A test client signed in as alice."""
+    client = dash_app.test_client()
+    assert sign_in(client).status_code == 302
+    return client
+
+
+def _any_id(engine, tier="high") -> int:
+    rows, _ = db.queue(engine, tier=tier, per_page=1)
+    return rows[0]["object_id"]
+
+
+# --------------------------------------------------------------------------- sign-in and refusal
+
+PAGES = ["/", "/queue", "/queue?tier=low", f"/events/{HOSTILE_ID}", "/charts"]
+JSON_ENDPOINTS = ["/api/charts/scored-over-time", "/api/charts/probabilities", "/api/charts/money",
+                  "/api/charts/status-over-time", "/api/charts/labelled", "/api/queue/summary"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_signed_out_pages_redirect_to_sign_in(dash_app, path):
+    response = dash_app.test_client().get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+def test_signed_out_json_endpoints_answer_401(dash_app, path):
+    response = dash_app.test_client().get(path)
+    assert response.status_code == 401
+    assert response.get_json()["status"] == 401
+
+
+@pytest.mark.parametrize("csrf", [False, True])
+def test_signed_out_actions_are_refused_and_never_applied(build_app, csrf):
+    app = build_app(WTF_CSRF_ENABLED=csrf)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    target = _any_id(engine)
+    token = {"csrf_token": csrf_token(client.get("/login").get_data(as_text=True))} if csrf else {}
+    single = client.post(f"/events/{target}/review", data={"action": "flagged_fraud", **token})
+    bulk = client.post("/reviews/bulk", data={"action": "cleared", "object_id": [target], **token})
+    for response in (single, bulk):
+        assert response.status_code in (302, 401)
+        assert "/login" in response.headers.get("Location", "/login")
+    assert db.reviews_for(engine, target) == []
+    assert db.get_prediction(engine, target)["review_status"] == "unreviewed"
+
+
+def test_actions_without_csrf_token_are_refused(build_app):
+    app = build_app(WTF_CSRF_ENABLED=True)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    assert sign_in(client, csrf=True).status_code == 302
+    target = _any_id(engine)
+    single = client.post(f"/events/{target}/review", data={"action": "flagged_fraud"})
+    bulk = client.post("/reviews/bulk", data={"action": "cleared", "object_id": [target]})
+    logout = client.post("/logout")
+    for response in (single, bulk, logout):
+        assert response.status_code == 400
+        assert "security token" in response.get_data(as_text=True)  # error.html explains it
+    assert db.reviews_for(engine, target) == []
+    # A wrong token is refused as well; the right one works.
+    page = client.get(f"/events/{target}").get_data(as_text=True)
+    assert client.post(f"/events/{target}/review",
+                       data={"action": "flagged_fraud", "csrf_token": "forged"}).status_code == 400
+    ok = client.post(f"/events/{target}/review",
+                     data={"action": "flagged_fraud", "csrf_token": csrf_token(page)})
+    assert ok.status_code == 302
+    assert [r["action"] for r in db.reviews_for(engine, target)] == ["flagged_fraud"]
+
+
+def test_sign_in_without_csrf_token_is_refused(build_app):
+    client = build_app(WTF_CSRF_ENABLED=True).test_client()
+    assert client.post("/login", data={"name": "alice", "password": PASSWORD}).status_code == 400
+    assert client.get("/").status_code == 302  # still signed out
+
+
+def test_score_api_stays_open_to_the_stream_without_csrf(build_app, scored_pairs):
+    app = build_app(WTF_CSRF_ENABLED=True)
+    live = synth.to_live(scored_pairs[1][0])
+    response = app.test_client().post("/score", json=live)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["risk_tier"] in ("low", "medium", "high")
+
+
+@pytest.mark.parametrize("name, password", [("alice", "wrong password"), ("nobody", PASSWORD), ("", "")])
+def test_wrong_credentials_are_refused(dash_app, name, password):
+    client = dash_app.test_client()
+    response = sign_in(client, name, password)
+    assert response.status_code == 401
+    assert "Wrong name or password" in response.get_data(as_text=True)
+    assert client.get("/queue").status_code == 302
+
+
+def test_sign_in_and_out(dash_app):
+    client = dash_app.test_client()
+    response = sign_in(client)
+    assert response.status_code == 302 and response.headers["Location"] == "/queue"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Signed in as <strong>alice</strong>" in client.get("/queue").get_data(as_text=True)
+    assert client.post("/logout").status_code == 302
+    assert client.get("/queue").status_code == 302
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/charts", "/charts"), ("https://evil.example/", "/queue"), ("//evil.example/x", "/queue"),
+])
+def test_sign_in_follows_only_local_next(dash_app, target, expected):
+    response = dash_app.test_client().post("/login", query_string={"next": target},
+                                      data={"name": "alice", "password": PASSWORD})
+    assert response.headers["Location"] == expected
+
+
+def test_sign_in_attempts_are_rate_limited(dash_app):
+    client = dash_app.test_client()
+    statuses = [sign_in(client, "alice", f"guess {i}").status_code for i in range(10)]
+    assert statuses == [401] * 10
+    limited = sign_in(client, "alice", PASSWORD)  # even the right password now waits
+    assert limited.status_code == 429
+    assert "Too many sign-in attempts" in limited.get_data(as_text=True)
+    assert client.get("/queue").status_code == 302
+    # The limit is per address and name: another analyst from the same address may still sign in,
+    # and pages other than sign-in are not limited at all.
+    assert sign_in(client, "bob").status_code == 302
+    assert all(client.get("/queue").status_code == 200 for _ in range(15))
+
+
+def test_pages_carry_no_inline_script_or_style(alice):
+    """The CSP forbids inline code, so the pages must not rely on any."""
+    for path in ("/queue", f"/events/{HOSTILE_ID}", "/charts", "/login"):
+        response = alice.get(path)
+        page = response.get_data(as_text=True)
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page) == [], path
+        assert " style=" not in page and "<style" not in page, path
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+def test_queue_shows_three_tiers_with_counts(alice, dash_engine):
+    page = alice.get("/").get_data(as_text=True)
+    summary = db.tier_summary(dash_engine)
+    assert card_counts(page) == {tier: summary[tier]["count"] for tier in ("high", "medium", "low")}
+    assert sum(card_counts(page).values()) == db.count_predictions(dash_engine)
+    for heading in ("Event", "Organiser", "Country", "Created", "Money at stake", "Probability", "Tier",
+                    "Top reason", "Review status"):
+        assert f">{heading}<" in page
+    assert 'type="checkbox" name="object_id"' in page
+
+
+def test_queue_orders_a_tier_by_expected_loss(alice, dash_engine):
+    for tier in ("high", "medium", "low"):
+        page = alice.get(f"/queue?tier={tier}&per_page=200").get_data(as_text=True)
+        rows, total = db.queue(dash_engine, tier=tier, per_page=500)
+        assert len(row_ids(page)) == min(total, 200)
+        losses = {r["object_id"]: r["expected_loss"] for r in rows}
+        shown = [losses[i] for i in row_ids(page)]
+        assert shown == sorted(shown, reverse=True)
+        assert tier == "medium" or len(shown) >= 2  # the tiny model may leave medium empty
+
+
+@pytest.mark.parametrize("sort, column", [("probability", "fraud_probability"), ("money", "money_at_stake"),
+                                           ("created", "event_created"), ("received", "first_received_at")])
+def test_queue_sorts(alice, dash_engine, sort, column):
+    page = alice.get(f"/queue?tier=all&sort={sort}&order=asc&per_page=200").get_data(as_text=True)
+    values = {r["object_id"]: r[column] for r in db.queue(dash_engine, per_page=500)[0]}
+    shown = [values[i] for i in row_ids(page)]
+    assert len(shown) == 200
+    assert shown == sorted(shown)
+
+
+def test_queue_pages(alice, dash_engine):
+    total = db.tier_summary(dash_engine)["low"]["count"]
+    first = alice.get("/queue?tier=low&per_page=10&page=1").get_data(as_text=True)
+    second = alice.get("/queue?tier=low&per_page=10&page=2").get_data(as_text=True)
+    assert len(row_ids(first)) == len(row_ids(second)) == 10
+    assert not set(row_ids(first)) & set(row_ids(second))
+    assert f"Showing 11–20 of {total:,} events" in second
+    assert 'rel="next"' in first and 'rel="prev"' in second
+
+
+def test_queue_filters_and_search(alice, dash_engine):
+    rows = db.queue(dash_engine, per_page=500)[0]
+    by_currency = [r["object_id"] for r in rows if r["currency"] == "GBP"]
+    page = alice.get("/queue?tier=all&currency=GBP&per_page=200").get_data(as_text=True)
+    assert sorted(row_ids(page)) == sorted(by_currency) and by_currency
+
+    country = next(r["country"] for r in rows if r["country"])
+    page = alice.get(f"/queue?tier=all&country={country.lower()}&per_page=200").get_data(as_text=True)
+    assert sorted(row_ids(page)) == sorted(r["object_id"] for r in rows if r["country"] == country)
+
+    target = rows[17]
+    page = alice.get(f"/queue?tier=all&q={target['object_id']}").get_data(as_text=True)
+    assert row_ids(page) == [target["object_id"]]
+
+    org = next(r["org_name"] for r in rows if r["org_name"] and len(r["org_name"]) > 4)[:5].lower()
+    page = alice.get("/queue", query_string={"tier": "all", "q": org, "per_page": 200}).get_data(as_text=True)
+    matching = {r["object_id"] for r in rows
+                if org in " ".join(r[k] or "" for k in ("name", "org_name", "email_domain")).lower()}
+    assert row_ids(page) and set(row_ids(page)) == matching
+
+    domain = next(r["email_domain"] for r in rows if r["email_domain"])
+    page = alice.get("/queue", query_string={"tier": "all", "q": domain, "per_page": 200}).get_data(as_text=True)
+    assert set(r["object_id"] for r in rows if r["email_domain"] == domain) <= set(row_ids(page))
+
+    future = alice.get("/queue?tier=all&date_from=2999-01-01").get_data(as_text=True)
+    assert row_ids(future) == [] and "No events match" in future
+    today = alice.get("/queue?tier=all&date_to=2999-01-01&per_page=200").get_data(as_text=True)
+    assert len(row_ids(today)) == 200
+
+    bad = alice.get("/queue?tier=all&date_from=yesterday&status=bogus&currency=<x>")
+    assert bad.status_code == 200 and "Ignored the date" in bad.get_data(as_text=True)
+
+
+def test_queue_status_filter_and_attention_rows(alice, dash_engine):
+    high = [r["object_id"] for r in db.queue(dash_engine, tier="high", per_page=500)[0]]
+    assert len(high) >= 3
+    alice.post("/reviews/bulk", data={"action": "flagged_fraud", "object_id": high[:2]})
+    page = alice.get("/queue?tier=high&per_page=200").get_data(as_text=True)
+    attention = [int(i) for i in re.findall(r'<tr class="attention" data-object-id="(\d+)"', page)]
+    assert sorted(attention) == sorted(high[2:])  # unreviewed high risk stands out, reviewed does not
+    flagged = alice.get("/queue?tier=high&status=flagged_fraud").get_data(as_text=True)
+    assert sorted(row_ids(flagged)) == sorted(high[:2])
+    unreviewed = alice.get("/queue?tier=high&status=unreviewed&per_page=200").get_data(as_text=True)
+    assert sorted(row_ids(unreviewed)) == sorted(high[2:])
+    assert card_counts(unreviewed)["high"] == len(high) - 2
+
+
+# --------------------------------------------------------------------------- the event page
+
+
+def parsed_tags(page: str) -> list[tuple[str, dict]]:
+    """Every start tag of a page with its attributes, as a browser's parser would see them."""
+    from html.parser import HTMLParser
+
+    tags = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append((tag, {name: value or "" for name, value in attrs}))
+
+    Collector(convert_charrefs=True).feed(page)
+    return tags
+
+
+def test_event_page_shows_hostile_text_inertly(alice):
+    page = alice.get(f"/events/{HOSTILE_ID}").get_data(as_text=True)
+    tags = parsed_tags(page)
+    scripts = [attrs for tag, attrs in tags if tag == "script"]
+    assert all(attrs.get("src", "").startswith("/static/") for attrs in scripts)  # only our own files
+    assert not [(tag, name) for tag, attrs in tags for name in attrs if name.startswith("on")]
+    assert not [(tag, value) for tag, attrs in tags for value in attrs.values()
+                if value.strip().lower().startswith("javascript:")]
+    assert not [tag for tag, _ in tags if tag in ("img", "svg", "iframe", "object", "embed", "a")
+                and tag != "a"]
+    assert not [attrs for tag, attrs in tags if tag == "a" and not attrs.get("href", "").startswith("/")]
+    assert "<b>party</b>" in page and "<i>We</i>" in page  # basic formatting survives
+    assert "Free gig &lt;script&gt;window.__pwned" in page  # the name is shown as text, escaped
+
+
+def test_event_page_shows_every_field_readably(alice, dash_engine, scored_pairs):
+    raw, score = next((r, s) for r, s in scored_pairs if r.get("previous_payouts") and r.get("ticket_types"))
+    page = alice.get(f"/events/{raw['object_id']}").get_data(as_text=True)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert dashboard.format_datetime(raw["event_created"]) in text and " UTC" in text
+    assert dashboard.format_money(score["money_at_stake"], raw["currency"]) in text
+    assert re.search(r"Listed publicly\s+(yes|no)", text)
+    assert re.search(r"Has a logo\s+(yes|no)", text)
+    assert "Ticket tiers" in text and 'id="ticket-tiers"' in page
+    assert "Payouts before this event was created" in text
+    assert all(reason in text for reason in score["reasons"])
+    assert "Times received" in text and "Review history" in text
+    assert f"Account type {raw['acct_type']}" in re.sub(r"\s+", " ", text)
+    assert "—" in text  # missing values are shown as a dash
+    assert "None" not in re.sub(r"<[^>]+>", "", page)
+
+
+def test_event_page_survives_fields_of_the_wrong_type(alice, dash_engine, scored_pairs):
+    raw, score = (dict(x) for x in scored_pairs[2])
+    raw.update(object_id=990000002, name=12345, body_length="lots", event_created="yesterday",
+               event_end=10**20, venue_latitude="north", has_logo="maybe", description=None,
+               ticket_types=[{"cost": "free", "quantity_total": None}, "not a tier"],
+               previous_payouts=[{"created": "garbage", "amount": "x"}, 7])
+    score["object_id"] = 990000002
+    db.save_scores(dash_engine, [(raw, score)])
+    response = alice.get("/events/990000002")
+    assert response.status_code == 200
+    text = html.unescape(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
+    assert "12345" in text and "lots" in text and "north" in text
+
+
+def test_unknown_event_is_404(alice):
+    response = alice.get("/events/12345")
+    assert response.status_code == 404
+    assert "no scored event with id 12345" in response.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_review_appends_audit_entries(alice, dash_engine):
+    target = _any_id(dash_engine, "low")
+    response = alice.post(f"/events/{target}/review", data={
+        "action": "needs_info", "note": "asked for ID", "expected_review_id": ""}, follow_redirects=True)
+    assert "Marked as needing information" in " ".join(flashes(response.get_data(as_text=True)))
+    last = db.get_prediction(dash_engine, target)["last_review_id"]
+    alice.post(f"/events/{target}/review", data={"action": "note", "note": "called organiser"})
+    alice.post(f"/events/{target}/review", data={
+        "action": "cleared", "note": "ID checks out", "expected_review_id": str(last)})
+    trail = db.reviews_for(dash_engine, target)
+    assert [(r["action"], r["note"], r["analyst"]) for r in trail] == [
+        ("cleared", "ID checks out", "alice"), ("note", "called organiser", "alice"),
+        ("needs_info", "asked for ID", "alice")]
+    page = alice.get(f"/events/{target}").get_data(as_text=True)
+    history = page[page.index('id="history"'):]
+    assert history.index("ID checks out") < history.index("called organiser") < history.index("asked for ID")
+    assert db.get_prediction(dash_engine, target)["review_status"] == "cleared"
+
+
+def test_empty_note_is_not_recorded(alice, dash_engine):
+    target = _any_id(dash_engine)
+    response = alice.post(f"/events/{target}/review", data={"action": "note", "note": "  "}, follow_redirects=True)
+    assert "Write the note first" in " ".join(flashes(response.get_data(as_text=True)))
+    assert db.reviews_for(dash_engine, target) == []
+
+
+def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
+    target = _any_id(dash_engine)
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    seen = db.get_prediction(dash_engine, target)["last_review_id"]  # both opened the page: no review yet
+    assert seen is None
+    bob.post(f"/events/{target}/review", data={"action": "flagged_fraud", "expected_review_id": ""})
+    response = alice.post(f"/events/{target}/review",
+                          data={"action": "cleared", "expected_review_id": "", "event_name": "The Gig"},
+                          follow_redirects=True)
+    message = " ".join(flashes(response.get_data(as_text=True)))
+    assert "Not applied" in message and "bob" in message and "Flagged as fraud" in message
+    assert db.get_prediction(dash_engine, target)["review_status"] == "flagged_fraud"
+    assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
+
+
+def test_bulk_clear_and_bulk_conflicts(alice, dash_app, dash_engine):
+    ids = [r["object_id"] for r in db.queue(dash_engine, tier="high", per_page=3)[0]]
+    response = alice.post("/reviews/bulk", data={
+        "action": "cleared", "object_id": ids[:2], "note": "known promoter",
+        **{f"seen_{i}": "" for i in ids[:2]}, "next": "/queue?tier=high"}, follow_redirects=False)
+    assert response.headers["Location"] == "/queue?tier=high"
+    for object_id in ids[:2]:
+        assert db.get_prediction(dash_engine, object_id)["review_status"] == "cleared"
+        assert [(r["action"], r["note"]) for r in db.reviews_for(dash_engine, object_id)] == [("cleared", "known promoter")]
+    assert "Cleared: 2 events." in flashes(alice.get("/queue").get_data(as_text=True))
+    # bob decided on the third while alice's page was open: only that one is refused.
+    bob = dash_app.test_client()
+    sign_in(bob, "bob")
+    bob.post(f"/events/{ids[2]}/review", data={"action": "needs_info", "expected_review_id": ""})
+    last = {i: db.get_prediction(dash_engine, i)["last_review_id"] for i in ids[:2]}
+    response = alice.post("/reviews/bulk", data={
+        "action": "flagged_fraud", "object_id": ids,
+        **{f"seen_{i}": str(last[i]) for i in ids[:2]}, f"seen_{ids[2]}": ""}, follow_redirects=True)
+    messages = flashes(response.get_data(as_text=True))
+    assert "Flagged as fraud: 2 events." in messages
+    assert any("Not applied" in m and "bob" in m and str(ids[2]) in m for m in messages)
+    assert db.get_prediction(dash_engine, ids[2])["review_status"] == "needs_info"
+
+
+def test_bulk_without_selection_changes_nothing(alice, dash_engine):
+    response = alice.post("/reviews/bulk", data={"action": "cleared"}, follow_redirects=True)
+    assert "Tick at least one event first." in flashes(response.get_data(as_text=True))
+    assert db.tier_summary(dash_engine)["high"]["unreviewed"] == db.tier_summary(dash_engine)["high"]["count"]
+
+
+def test_unknown_action_is_refused(alice, dash_engine):
+    target = _any_id(dash_engine)
+    assert alice.post(f"/events/{target}/review", data={"action": "delete"}).status_code == 400
+    assert db.reviews_for(dash_engine, target) == []
+
+
+@pytest.mark.parametrize("error", [db.DatabaseUnavailable("database is locked"), "operational"])
+def test_failed_write_says_not_saved(alice, dash_engine, monkeypatch, error):
+    from sqlalchemy.exc import OperationalError
+
+    if error == "operational":
+        error = OperationalError("UPDATE predictions", {}, Exception("disk I/O error"))
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(db, "add_review", fail)
+    target = _any_id(dash_engine)
+    for response in (
+        alice.post(f"/events/{target}/review", data={"action": "flagged_fraud", "note": "keep me"}),
+        alice.post("/reviews/bulk", data={"action": "cleared", "object_id": [target]}),
+    ):
+        page = response.get_data(as_text=True)
+        assert response.status_code == 503
+        assert "NOT saved" in page
+        assert "saved:" not in " ".join(flashes(page))
+    assert "keep me" in alice.post(f"/events/{target}/review",
+                                    data={"action": "flagged_fraud", "note": "keep me"}).get_data(as_text=True)
+    monkeypatch.undo()
+    assert db.reviews_for(dash_engine, target) == []
+
+
+def test_database_down_on_a_page_is_503(alice, monkeypatch):
+    def down(*args, **kwargs):
+        raise db.DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(db, "tier_summary", down)
+    page = alice.get("/queue")
+    assert page.status_code == 503 and "database cannot be reached" in page.get_data(as_text=True)
+    api = alice.get("/api/queue/summary")
+    assert api.status_code == 503 and api.get_json()["status"] == 503
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def test_chart_endpoints_match_the_database(alice, dash_app, dash_engine):
+    target = _any_id(dash_engine)
+    alice.post(f"/events/{target}/review", data={"action": "flagged_fraud"})
+    model = dash_app.extensions["fraud_model"]
+
+    scored = alice.get("/api/charts/scored-over-time?days=30").get_json()
+    assert scored["rows"] == db.scored_over_time(dash_engine, days=30)
+    assert sum(r["count"] for r in scored["rows"]) == db.count_predictions(dash_engine)
+
+    histogram = alice.get("/api/charts/probabilities?bins=20").get_json()
+    assert histogram["bins"] == db.probability_histogram(dash_engine, bins=20)
+    assert sum(b["count"] for b in histogram["bins"]) == db.count_predictions(dash_engine)
+    assert histogram["thresholds"] == pytest.approx(model.thresholds)
+
+    money = alice.get("/api/charts/money").get_json()
+    assert money["rows"] == db.money_by_tier_status(dash_engine)
+    assert any(r["status"] == "flagged_fraud" and r["money"] > 0 for r in money["rows"])
+
+    status = alice.get("/api/charts/status-over-time?days=30").get_json()
+    assert status["rows"] == db.status_over_time(dash_engine, days=30)
+
+    labelled = alice.get("/api/charts/labelled").get_json()
+    stored = db.labelled_scores(dash_engine)
+    assert labelled["count"] == len(stored) == 240
+    assert [(pt["p"], pt["money"]) for pt in labelled["points"]] == [(p, m) for p, m, _ in stored]
+    assert labelled["fraud_count"] == sum("fraud" in a for _, _, a in stored) > 0
+
+    summary = alice.get("/api/queue/summary?currency=USD").get_json()
+    assert summary == db.tier_summary(dash_engine, {"currency": "USD"})
+
+
+def test_charts_page_explains_how_to_load_labels_when_none(build_app):
+    app = build_app(populate=False)
+    client = app.test_client()
+    sign_in(client)
+    labelled = client.get("/api/charts/labelled").get_json()
+    assert labelled["count"] == 0 and labelled["load_command"] == "flask --app app load-test-set"
+    page = client.get("/charts").get_data(as_text=True)
+    assert "No labelled events yet" in page and "flask --app app load-test-set" in page
+    for chart in ("chart-scored", "chart-histogram", "chart-money", "chart-status", "chart-whatif"):
+        assert f'id="{chart}"' in page
+    assert "vendor/d3.min.js" in page
+
+
+def test_demo_mode_shows_a_banner(build_app):
+    client = build_app(DEMO_MODE=True).test_client()
+    sign_in(client)
+    assert 'id="demo-banner"' in client.get("/queue").get_data(as_text=True)
+
+
+def test_no_demo_banner_by_default(alice):
+    assert 'id="demo-banner"' not in alice.get("/queue").get_data(as_text=True)
+
+
+def test_core_flow_on_each_database(build_app, db_url):
+    """Queue, search, decisions, conflicts and chart data on SQLite and on a real Postgres."""
+    app = build_app(DATABASE_URL=db_url)
+    engine = app.extensions["db_engine"]
+    alice, bob = app.test_client(), app.test_client()
+    assert sign_in(alice).status_code == 302 and sign_in(bob, "bob").status_code == 302
+    page = alice.get("/queue").get_data(as_text=True)
+    assert card_counts(page) == {t: s["count"] for t, s in db.tier_summary(engine).items()}
+    assert row_ids(alice.get(f"/queue?tier=all&q={HOSTILE_ID}").get_data(as_text=True)) == [HOSTILE_ID]
+    ids = row_ids(page)[:3]
+    alice.post("/reviews/bulk", data={"action": "cleared", "object_id": ids[:2], "seen_%d" % ids[0]: "",
+                                      "seen_%d" % ids[1]: ""})
+    bob.post(f"/events/{ids[2]}/review", data={"action": "flagged_fraud", "expected_review_id": ""})
+    refused = alice.post(f"/events/{ids[2]}/review", data={"action": "cleared", "expected_review_id": ""},
+                         follow_redirects=True)
+    assert any("Not applied" in m and "bob" in m for m in flashes(refused.get_data(as_text=True)))
+    assert [db.get_prediction(engine, i)["review_status"] for i in ids] == ["cleared", "cleared", "flagged_fraud"]
+    assert alice.get("/api/charts/money").get_json()["rows"] == db.money_by_tier_status(engine)
+    assert alice.get("/api/charts/probabilities").get_json()["bins"] == db.probability_histogram(engine, bins=20)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_create_analyst_command(build_app, monkeypatch):
+    from werkzeug.security import check_password_hash
+
+    app = build_app(populate=False)
+    engine = app.extensions["db_engine"]
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-analyst", "carol"], input="s3cret-pass\ns3cret-pass\n")
+    assert result.exit_code == 0, result.output
+    stored = db.get_analyst(engine, "carol")["password_hash"]
+    assert stored.startswith("scrypt:") and "s3cret-pass" not in stored
+    assert check_password_hash(stored, "s3cret-pass")
+
+    mismatch = runner.invoke(args=["create-analyst", "dave"], input="s3cret-pass\nother-pass\n"
+                                                                    "s3cret-pass\ns3cret-pass\n")
+    assert mismatch.exit_code == 0 and "do not match" in mismatch.output
+
+    monkeypatch.setenv("ANALYST_PASSWORD", "from-the-env")
+    assert runner.invoke(args=["create-analyst", "erin"]).exit_code == 0
+    assert check_password_hash(db.get_analyst(engine, "erin")["password_hash"], "from-the-env")
+
+    assert runner.invoke(args=["create-analyst", "erin"]).exit_code != 0  # taken
+    monkeypatch.setenv("ANALYST_PASSWORD", "short")
+    assert runner.invoke(args=["create-analyst", "frank"]).exit_code != 0
+    assert db.get_analyst(engine, "frank") is None
+    client = app.test_client()
+    assert sign_in(client, "carol", "s3cret-pass").status_code == 302
+
+
+def test_load_test_set_command(build_app):
+    app = build_app(populate=False)
+    engine = app.extensions["db_engine"]
+    result = app.test_cli_runner().invoke(args=["load-test-set", "--synthetic", "--n", "300", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "stored 60 test-split events" in result.output
+    labelled = db.labelled_scores(engine)
+    assert len(labelled) == db.count_predictions(engine) == 60
+    _, test = __import__("dataset").time_split(synth.generate_events(300, 3))
+    assert sorted(r["object_id"] for r in test) == sorted(r["object_id"] for r in db.queue(engine, per_page=500)[0])
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+@pytest.mark.parametrize("amount, currency, expected", [
+    (1234.5, "GBP", "£1,234.50 GBP"), (0, "USD", "$0.00 USD"), (12, None, "12.00"), (None, "USD", "—"),
+    (float("nan"), "USD", "—"), (-5, "EUR", "-€5.00 EUR"), (7, "XYZ", "7.00 XYZ"),
+])
+def test_format_money(amount, currency, expected):
+    assert dashboard.format_money(amount, currency) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1380585600, "2013-10-01 00:00 UTC"), (1380585600.0, "2013-10-01 00:00 UTC"), (0, "—"), (None, "—"),
+    ("2013-10-01 12:30:00", "2013-10-01 12:30 UTC"), ("not a date", "—"),
+])
+def test_format_datetime(value, expected):
+    assert dashboard.format_datetime(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [(1, "yes"), (0, "no"), (1.0, "yes"), ("y", "yes"), ("n", "no"),
+                                             (None, "—"), (float("nan"), "—")])
+def test_format_bool(value, expected):
+    assert dashboard.format_bool(value) == expected
+
+
+def test_sanitise_html_keeps_formatting_only():
+    cleaned = dashboard.sanitise_html(
+        '<p style="color:red" onclick="x()">Hi <b>there</b></p><a href="javascript:alert(1)">link</a>'
+        '<script>alert(1)</script><img src=x onerror=alert(1)><iframe src="https://e.x"></iframe>')
+    assert cleaned == "<p>Hi <b>there</b></p>link"
+
+
+def test_payout_summary_counts_only_payouts_before_the_event():
+    record = {"event_created": 1380585600, "currency": "USD", "previous_payouts": [
+        {"created": "2013-09-01 10:00:00", "amount": 100.0}, {"created": "2013-09-20 10:00:00", "amount": 50.0},
+        {"created": "2013-12-01 10:00:00", "amount": 999.0}]}
+    summary = dashboard.payout_summary(record)
+    assert summary["count"] == 3 and summary["count_before"] == 2
+    assert summary["total_before"] == "$150.00 USD" and summary["total"] == "$1,149.00 USD"
+    assert summary["last_before"] == "2013-09-20 10:00 UTC" and summary["last"] == "2013-12-01 10:00 UTC"
