@@ -33,6 +33,9 @@ accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The request id the app puts on every response, so access lines join the app's own logs.
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), so two
+# deployments on one host (or tests, or bench) would fight over it; we do not use it.
+control_socket_disable = True
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 
 
