@@ -1,0 +1,648 @@
+"""db.py and schema.sql, on SQLite and on a real Postgres server (the `engine` fixture runs both).
+
+Covers: the schema (idempotent, matching the code), upserts (resends, repeats within a batch,
+reviews never erased, NaN and wrong types), reviews with optimistic concurrency, labels,
+analysts, rejects, the dashboard queries, and the spool: ordered, exactly-once draining,
+including a real Postgres server stopped while events are being written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import multiprocessing
+import sqlite3
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import inspect
+
+import db
+
+T0 = 1_700_000_000.0  # a fixed 'now' (2023-11-14 22:13:20 UTC) for received times
+
+
+def score(object_id, p=0.5, tier="medium", money=100.0, version="m1", reasons=("short description",)):
+    """A score dict as predict.score_records returns it."""
+    return {"object_id": object_id, "fraud_probability": p, "risk_tier": tier, "expected_loss": round(p * money, 2),
+            "money_at_stake": money, "reasons": list(reasons), "model_version": version}
+
+
+def raw(object_id, **fields):
+    """A live record (43 keys, as the stream sends it: NaN for missing numbers)."""
+    record = {
+        "object_id": object_id, "approx_payout_date": 1_300_432_400, "body_length": 1200, "channels": 8,
+        "country": "US", "currency": "USD", "delivery_method": 0.0, "description": "<p>A gala</p>",
+        "email_domain": "gmail.com", "event_created": 1_299_000_000, "event_end": 1_300_000_000,
+        "event_published": 1_299_100_000.0, "event_start": 1_299_990_000, "fb_published": 0,
+        "gts": 250.5, "has_analytics": 0, "has_header": float("nan"), "has_logo": 1, "listed": "y",
+        "name": "Spring Gala", "name_length": 11, "num_order": 3, "num_payouts": 0,
+        "org_desc": "", "org_facebook": 5.0, "org_name": "Gala Org", "org_twitter": float("nan"),
+        "payee_name": "", "payout_type": "ACH",
+        "previous_payouts": [{"name": "x", "created": "2010-01-01 00:00:00", "amount": 10.0}],
+        "sale_duration": 10.0, "sale_duration2": 11, "show_map": 1,
+        "ticket_types": [{"event_id": object_id, "cost": 25.0, "availability": 1, "quantity_total": 100,
+                          "quantity_sold": 10}],
+        "user_age": 300, "user_created": 1_270_000_000, "user_type": 3, "venue_address": "1 Main St",
+        "venue_country": "US", "venue_latitude": 40.7, "venue_longitude": -74.0, "venue_name": "Hall",
+        "venue_state": "NY",
+    }
+    record.update(fields)
+    return record
+
+
+# ---------------------------------------------------------------------------- configuration
+
+def test_database_url_defaults_to_sqlite_under_instance(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert db.database_url(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'fraud.db'}"
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("postgres://u:p@h:5432/d", "postgresql://u:p@h:5432/d"),
+    ("postgresql://u@h/d", "postgresql://u@h/d"),
+    ("sqlite:////data/x.db", "sqlite:////data/x.db"),
+])
+def test_database_url_from_environment(given, expected, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", given)
+    assert db.database_url(tmp_path) == expected
+
+
+def test_database_url_refuses_unknown_schemes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://u@h/d")
+    with pytest.raises(ValueError, match="mysql"):
+        db.database_url(tmp_path)
+
+
+def test_sqlite_engine_uses_wal_and_foreign_keys(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'sub' / 'f.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_schema_has_no_drop_and_no_leftover_placeholder(dialect):
+    statements = db.schema_statements(dialect)
+    assert statements and all(s.upper().startswith("CREATE") for s in statements)
+    assert all("IF NOT EXISTS" in s.upper() for s in statements)
+    assert not any("{{" in s or "DROP" in s.upper() for s in statements)
+
+
+def test_unreachable_postgres_is_unavailable_not_a_crash(tmp_path):
+    engine = db.make_engine("postgresql://postgres@127.0.0.1:1/nothing")
+    assert db.ping(engine) is False
+    with pytest.raises(db.DatabaseUnavailable):
+        db.save_scores(engine, [(raw(1), score(1))])
+    writer = db.ScoreWriter(engine, db.Spool(tmp_path / "spool"))
+    assert writer.write([(raw(1), score(1))]) == "spooled"
+    assert writer.spool.depth() == 1
+
+
+# ---------------------------------------------------------------------------- schema
+
+def test_schema_columns_match_the_code(engine):
+    columns = {c["name"] for c in inspect(engine).get_columns("predictions")}
+    assert columns == {c.name for c in db.PREDICTIONS.columns}
+    # the 44 keys of the training shape (object_id is the key) plus the later feed's sequence_number
+    assert len({"object_id", *db.FIELD_TYPES}) == 45 and set(db.FIELD_TYPES) <= columns
+    indexes = {i["name"] for i in inspect(engine).get_indexes("predictions")}
+    assert {"ix_predictions_tier_loss", "ix_predictions_first_received", "ix_predictions_status"} <= indexes
+
+
+def test_schema_applies_twice_without_losing_data(engine):
+    db.save_scores(engine, [(raw(1), score(1))])
+    db.add_review(engine, [1], "flagged_fraud", "ann")
+    db.init_db(engine)
+    db.init_db(engine)
+    assert db.count_predictions(engine) == 1
+    assert db.get_prediction(engine, 1)["review_status"] == "flagged_fraud"
+    assert len(db.reviews_for(engine, 1)) == 1
+
+
+# ---------------------------------------------------------------------------- storing scores
+
+def test_resend_is_one_row_counted_twice(engine):
+    assert db.save_scores(engine, [(raw(7, name="First"), score(7))], received_at=T0) == 1
+    assert db.save_scores(engine, [(raw(7, name="Second"), score(7, p=0.9, tier="high"))], received_at=T0 + 60) == 1
+    row = db.get_prediction(engine, 7)
+    assert db.count_predictions(engine) == 1
+    assert row["times_received"] == 2
+    assert (row["first_received_at"], row["last_received_at"]) == (T0, T0 + 60)
+    assert row["name"] == "Second" and row["raw_payload"]["name"] == "Second"
+    assert (row["fraud_probability"], row["risk_tier"]) == (0.9, "high")
+
+
+def test_repeats_within_one_batch_collapse_without_loss(engine):
+    batch = [(raw(1, name="a"), score(1)), (raw(2), score(2)), (raw(1, name="b"), score(1, p=0.8, tier="high"))]
+    assert db.save_scores(engine, batch, received_at=T0) == 2
+    first = db.get_prediction(engine, 1)
+    assert first["times_received"] == 2 and first["name"] == "b" and first["risk_tier"] == "high"
+    assert db.get_prediction(engine, 2)["times_received"] == 1
+    db.save_scores(engine, batch, received_at=T0 + 1)
+    assert db.get_prediction(engine, 1)["times_received"] == 4
+    assert db.count_predictions(engine) == 2
+
+
+def test_resend_never_erases_a_review(engine):
+    db.save_scores(engine, [(raw(5), score(5))], received_at=T0)
+    decision = db.add_review(engine, [5], "flagged_fraud", "ann", note="fake venue")
+    db.save_scores(engine, [(raw(5), score(5, p=0.1, tier="low", version="m2"))], received_at=T0 + 10)
+    row = db.get_prediction(engine, 5)
+    assert row["review_status"] == "flagged_fraud"
+    assert row["last_review_id"] == decision["review_ids"][5]
+    assert row["first_received_at"] == T0 and row["times_received"] == 2
+    assert (row["risk_tier"], row["model_version"]) == ("low", "m2")
+
+
+def test_model_change_keeps_the_previous_score(engine):
+    db.save_scores(engine, [(raw(3), score(3, p=0.7, tier="high", version="m1"))])
+    db.save_scores(engine, [(raw(3), score(3, p=0.7, tier="high", version="m1"))])
+    assert db.get_prediction(engine, 3)["previous_model_version"] is None  # same model: nothing to keep
+    db.save_scores(engine, [(raw(3), score(3, p=0.2, tier="low", version="m2"))])
+    row = db.get_prediction(engine, 3)
+    assert (row["previous_fraud_probability"], row["previous_risk_tier"], row["previous_model_version"]) == (
+        0.7, "high", "m1")
+    assert db.save_rescores(engine, [score(3, p=0.4, tier="medium", version="m3")]) == 1
+    row = db.get_prediction(engine, 3)
+    assert (row["model_version"], row["previous_model_version"]) == ("m3", "m2")
+    assert row["previous_fraud_probability"] == 0.2
+    assert row["times_received"] == 3  # three sends; a rescore is not a resend
+
+
+def test_nan_is_stored_as_null_and_the_payload_round_trips(engine):
+    record = raw(11, gts=float("nan"), sale_duration=float("inf"), delivery_method=float("nan"),
+                 ticket_types=[{"event_id": 11, "cost": float("nan"), "quantity_total": 5}])
+    db.save_scores(engine, [(record, score(11))])
+    row = db.get_prediction(engine, 11)
+    assert row["gts"] is None and row["sale_duration"] is None and row["has_header"] is None
+    assert row["org_facebook"] == 5 and row["org_twitter"] is None and row["delivery_method"] is None
+    assert row["ticket_types"] == [{"event_id": 11, "cost": None, "quantity_total": 5}]
+    expected = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+    expected["ticket_types"] = [{"event_id": 11, "cost": None, "quantity_total": 5}]
+    assert row["raw_payload"] == expected
+    assert row["reasons"] == ["short description"]
+    assert row["country"] == "US" and row["event_created"] == 1_299_000_000
+    assert row["event_published"] == 1_299_100_000.0
+
+
+def test_wrong_types_become_null_and_the_payload_keeps_them(engine):
+    record = raw(12, user_age="abc", name=123, body_length=10**30, event_created=1.5, ticket_types="none",
+                 country=["US"], description="nul\x00here \ud800", has_logo=True, org_name="")
+    db.save_scores(engine, [(record, score(12))])
+    row = db.get_prediction(engine, 12)
+    assert row["user_age"] is None and row["name"] is None and row["body_length"] is None
+    assert row["event_created"] is None and row["ticket_types"] is None and row["country"] is None
+    assert row["has_logo"] == 1 and row["org_name"] is None
+    assert "\x00" not in row["description"] and row["description"].startswith("nulhere")
+    assert row["raw_payload"]["user_age"] == "abc" and row["raw_payload"]["body_length"] == 10**30
+    assert row["raw_payload"]["description"] == "nul\x00here \ud800"
+
+
+def test_later_feed_shape_and_label_are_kept(engine):
+    later = {k: v for k, v in raw(21).items() if k not in ("gts", "num_order", "num_payouts")}
+    db.save_scores(engine, [(dict(later, sequence_number=42), score(21)),
+                            (raw(22, acct_type="fraudster_event"), score(22))], source="test_set")
+    assert db.get_prediction(engine, 21)["sequence_number"] == 42
+    assert db.get_prediction(engine, 21)["gts"] is None
+    db.save_scores(engine, [(raw(22), score(22))])  # the stream resends it without the label
+    row = db.get_prediction(engine, 22)
+    assert row["acct_type"] == "fraudster_event" and row["source"] == "stream"
+
+
+@pytest.mark.parametrize("items, message", [
+    ([({"name": "no id"}, {**score(1), "object_id": None})], "object_id"),
+    ([(raw("abc"), {**score(1), "object_id": "abc"})], "object_id"),
+    ([(raw(1), score(2))], "does not match"),
+    ([(raw(1), score(1, p=1.5))], r"\[0, 1\]"),
+    ([(raw(1), score(1, tier="extreme"))], "risk_tier"),
+    ([(raw(1), {**score(1), "expected_loss": float("nan")})], "expected_loss"),
+    ([("not a pair",)], "pair"),
+])
+def test_unusable_items_raise_value_error_and_store_nothing(engine, items, message):
+    with pytest.raises(ValueError, match=message):
+        db.save_scores(engine, [(raw(99), score(99))] + items)
+    assert db.count_predictions(engine) == 0
+
+
+def test_object_id_as_float_or_digits_is_accepted(engine):
+    db.save_scores(engine, [({"object_id": 5.0}, {**score(5), "object_id": "5"})])
+    assert db.get_prediction(engine, "5")["object_id"] == 5
+
+
+def test_thousands_of_items_in_one_call(engine):
+    items = [(raw(i), score(i, p=(i % 100) / 100)) for i in range(1, 2001)]
+    started = time.perf_counter()
+    assert db.save_scores(engine, items) == 2000
+    db.save_scores(engine, items[:500])
+    elapsed = time.perf_counter() - started
+    assert db.count_predictions(engine) == 2000
+    assert db.get_prediction(engine, 250)["times_received"] == 2
+    assert db.get_prediction(engine, 1500)["times_received"] == 1
+    assert elapsed < 30, f"2,500 upserts took {elapsed:.1f}s"
+
+
+# ---------------------------------------------------------------------------- reviews
+
+def test_reviews_are_an_append_only_trail(engine):
+    db.save_scores(engine, [(raw(1), score(1)), (raw(2), score(2))])
+    db.add_review(engine, [1, 2], "needs_info", "ann")
+    db.add_review(engine, [1], "note", "bob", note="called the organiser")
+    db.add_review(engine, [1], "cleared", "bob")
+    trail = db.reviews_for(engine, 1)
+    assert [r["action"] for r in trail] == ["cleared", "note", "needs_info"]
+    assert trail[1]["note"] == "called the organiser" and trail[0]["analyst"] == "bob"
+    assert db.get_prediction(engine, 1)["review_status"] == "cleared"
+    assert db.get_prediction(engine, 1)["last_review_id"] == trail[0]["id"]
+    assert db.get_prediction(engine, 2)["review_status"] == "needs_info"
+
+
+def test_a_note_never_changes_the_status(engine):
+    db.save_scores(engine, [(raw(1), score(1))])
+    flagged = db.add_review(engine, [1], "flagged_fraud", "ann")
+    db.add_review(engine, [1], "note", "bob", note="hm", expected_review_ids={1: None})
+    row = db.get_prediction(engine, 1)
+    assert row["review_status"] == "flagged_fraud" and row["last_review_id"] == flagged["review_ids"][1]
+
+
+def test_stale_decision_is_a_conflict_not_an_overwrite(engine):
+    db.save_scores(engine, [(raw(1), score(1)), (raw(2), score(2))])
+    seen = {1: db.get_prediction(engine, 1)["last_review_id"], 2: None}  # ann opens the queue
+    bob = db.add_review(engine, [1], "cleared", "bob")                   # bob decides first
+    ann = db.add_review(engine, [1, 2, 404], "flagged_fraud", "ann", expected_review_ids=seen)
+    assert ann["applied"] == [2] and ann["missing"] == [404]
+    [conflict] = ann["conflicts"]
+    assert (conflict["object_id"], conflict["current_status"], conflict["by"]) == (1, "cleared", "bob")
+    assert conflict["at"] > 0
+    assert db.get_prediction(engine, 1)["review_status"] == "cleared"
+    assert [r["analyst"] for r in db.reviews_for(engine, 1)] == ["bob"]  # nothing appended for the refusal
+    retry = db.add_review(engine, [1], "flagged_fraud", "ann",
+                          expected_review_ids={"1": str(bob["review_ids"][1])})  # form values are strings
+    assert retry["applied"] == [1]
+
+
+def test_simultaneous_decisions_exactly_one_wins(engine):
+    db.save_scores(engine, [(raw(1), score(1))])
+    barrier, results = threading.Barrier(4), []
+
+    def decide(name):
+        barrier.wait()
+        results.append(db.add_review(engine, [1], "flagged_fraud", name, expected_review_ids={1: None}))
+
+    threads = [threading.Thread(target=decide, args=(f"analyst{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(len(r["applied"]) for r in results) == 1
+    assert sum(len(r["conflicts"]) for r in results) == 3
+    assert len(db.reviews_for(engine, 1)) == 1
+
+
+def test_review_input_is_validated(engine):
+    db.save_scores(engine, [(raw(1), score(1))])
+    with pytest.raises(ValueError, match="action"):
+        db.add_review(engine, [1], "delete", "ann")
+    with pytest.raises(ValueError, match="analyst"):
+        db.add_review(engine, [1], "cleared", " ")
+    with pytest.raises(ValueError, match="event id"):
+        db.add_review(engine, ["1; DROP TABLE predictions"], "cleared", "ann")
+    assert db.count_predictions(engine) == 1
+
+
+def test_export_labels_uses_the_latest_decision(engine):
+    db.save_scores(engine, [(raw(i), score(i)) for i in (1, 2, 3, 4)])
+    db.add_review(engine, [1], "flagged_fraud", "ann")
+    db.add_review(engine, [2], "flagged_fraud", "ann")
+    db.add_review(engine, [2], "cleared", "bob")
+    db.add_review(engine, [3], "needs_info", "ann")
+    db.add_review(engine, [4], "cleared", "ann")
+    db.add_review(engine, [4], "note", "bob", note="still cleared")
+    labels = db.export_labels(engine)
+    assert [(x["object_id"], x["fraud"], x["action"], x["analyst"]) for x in labels] == [
+        (1, True, "flagged_fraud", "ann"), (2, False, "cleared", "bob"), (4, False, "cleared", "ann")]
+    assert all(x["at"] > 0 for x in labels)
+
+
+# ---------------------------------------------------------------------------- analysts and rejects
+
+def test_analysts(engine):
+    analyst_id = db.create_analyst(engine, "ann", "pbkdf2:hash")
+    assert db.get_analyst(engine, "ann")["id"] == analyst_id
+    assert db.get_analyst_by_id(engine, analyst_id)["password_hash"] == "pbkdf2:hash"
+    assert db.get_analyst(engine, "nobody") is None and db.get_analyst_by_id(engine, "x") is None
+    with pytest.raises(ValueError, match="already exists"):
+        db.create_analyst(engine, "ann", "other")
+
+
+def test_rejects_are_kept_truncated_newest_first(engine):
+    db.record_reject(engine, "not JSON", b"{oops", "10.0.0.1")
+    db.record_reject(engine, "too big", b"\x00" + b"x" * 10_000 + b"\xff")
+    rejects = db.recent_rejects(engine, limit=10)
+    assert [r["reason"] for r in rejects] == ["too big", "not JSON"]
+    assert len(rejects[0]["body"]) == db.REJECT_BODY_LIMIT - 1  # NUL dropped, cut at 4 KB
+    assert rejects[1]["body"] == "{oops" and rejects[1]["remote_addr"] == "10.0.0.1"
+    assert len(db.recent_rejects(engine, limit=1)) == 1
+
+
+# ---------------------------------------------------------------------------- dashboard queries
+
+def seed_dashboard(engine, n=60):
+    """n events with known tiers, money, currencies and statuses; returns their descriptions."""
+    events = []
+    for i in range(1, n + 1):
+        tier = db.TIERS[i % 3]
+        p = {"high": 0.8, "medium": 0.4, "low": 0.05}[tier] + (i % 7) / 100
+        money = float(10 * (i % 11))
+        currency = ("USD", "GBP", "CAD", "EUR")[i % 4]
+        events.append({
+            "object_id": 1000 + i, "tier": tier, "p": p, "money": money, "loss": round(p * money, 2),
+            "currency": currency, "country": currency[:2], "name": f"Event {i} {'RAVE' if i % 5 == 0 else 'gala'}",
+            "received": T0 + i * 3600, "acct_type": ("premium", "fraudster")[i % 2] if i % 10 == 0 else None})
+    for e in events:
+        record = raw(e["object_id"], currency=e["currency"], country=e["country"], name=e["name"],
+                     event_created=int(T0 - e["object_id"]))
+        if e["acct_type"]:
+            record["acct_type"] = e["acct_type"]
+        db.save_scores(engine, [(record, score(e["object_id"], p=e["p"], tier=e["tier"], money=e["money"]))],
+                       received_at=e["received"])
+    for e in events[::6]:
+        db.add_review(engine, [e["object_id"]], "flagged_fraud", "ann")
+        e["status"] = "flagged_fraud"
+    for e in events:
+        e.setdefault("status", "unreviewed")
+    return events
+
+
+def test_tier_summary(engine):
+    events = seed_dashboard(engine)
+    summary = db.tier_summary(engine)
+    for tier in db.TIERS:
+        mine = [e for e in events if e["tier"] == tier]
+        assert summary[tier]["count"] == len(mine)
+        assert summary[tier]["money_at_stake"] == pytest.approx(sum(e["money"] for e in mine))
+        assert summary[tier]["expected_loss"] == pytest.approx(sum(e["loss"] for e in mine))
+        assert summary[tier]["unreviewed"] == sum(e["status"] == "unreviewed" for e in mine)
+    gbp = db.tier_summary(engine, {"currency": "gbp"})
+    assert sum(t["count"] for t in gbp.values()) == sum(e["currency"] == "GBP" for e in events)
+
+
+def test_queue_sorts_pages_and_counts(engine):
+    events = seed_dashboard(engine)
+    high = sorted((e for e in events if e["tier"] == "high"), key=lambda e: (e["loss"], e["object_id"]), reverse=True)
+    page1, total = db.queue(engine, tier="high", per_page=7)
+    page2, _ = db.queue(engine, tier="high", per_page=7, page=2)
+    assert total == len(high)
+    assert [r["object_id"] for r in page1 + page2] == [e["object_id"] for e in high[:14]]
+    assert page1[0]["reasons"] == ["short description"] and "raw_payload" not in page1[0]
+    rows, _ = db.queue(engine, sort="first_received_at", descending=False, per_page=3)
+    assert [r["object_id"] for r in rows] == [1001, 1002, 1003]
+    rows, _ = db.queue(engine, sort="event_created", per_page=2)
+    assert [r["object_id"] for r in rows] == [1001, 1002]  # created later = smaller id here
+    rows, total = db.queue(engine, sort="fraud_probability", per_page=500)
+    assert total == 60 and [r["fraud_probability"] for r in rows] == sorted((e["p"] for e in events), reverse=True)
+    assert db.queue(engine, tier="high", page=99)[0] == []
+
+
+def test_queue_filters(engine):
+    events = seed_dashboard(engine)
+    rows, total = db.queue(engine, filters={"status": "flagged_fraud"}, per_page=500)
+    assert total == len(rows) == sum(e["status"] == "flagged_fraud" for e in events)
+    _, total = db.queue(engine, tier="low", filters={"status": ["unreviewed"], "currency": "USD", "country": "us"})
+    assert total == sum(e["tier"] == "low" and e["status"] == "unreviewed" and e["currency"] == "USD" for e in events)
+    rows, total = db.queue(engine, filters={"q": "rave"}, per_page=500)
+    assert total == sum("RAVE" in e["name"] for e in events) and all("RAVE" in r["name"] for r in rows)
+    rows, total = db.queue(engine, filters={"q": "1017"})
+    assert total == 1 and rows[0]["object_id"] == 1017
+    assert db.queue(engine, filters={"q": "gmail"})[1] == 60          # email_domain
+    assert db.queue(engine, filters={"q": "%"})[1] == 0                 # LIKE wildcards are literal
+    assert db.queue(engine, filters={"q": "'; DROP TABLE predictions; --"})[1] == 0
+    _, total = db.queue(engine, filters={"date_from": T0 + 10 * 3600, "date_to": T0 + 20 * 3600})
+    assert total == 11
+    day = dt.datetime.fromtimestamp(T0, dt.timezone.utc).date()
+    _, total = db.queue(engine, filters={"date_to": day.isoformat()})  # the whole of that day
+    assert total == sum(dt.datetime.fromtimestamp(e["received"], dt.timezone.utc).date() <= day for e in events)
+    assert db.queue(engine, filters={"q": "", "status": None})[1] == 60  # empty form fields are ignored
+    with pytest.raises(ValueError, match="sort"):
+        db.queue(engine, sort="name; DROP TABLE predictions")
+    with pytest.raises(ValueError, match="unknown filters"):
+        db.queue(engine, filters={"colour": "red"})
+    with pytest.raises(ValueError, match="status"):
+        db.queue(engine, filters={"status": "bogus"})
+
+
+def test_charts(engine):
+    events = seed_dashboard(engine)
+    now = T0 + 60 * 3600
+    over_time = db.scored_over_time(engine, days=30, now=now)
+    assert len(over_time) == 30 * 3 and sum(x["count"] for x in over_time) == 60
+    first_day = dt.datetime.fromtimestamp(T0 + 3600, dt.timezone.utc).date().isoformat()
+    assert sum(x["count"] for x in over_time if x["day"] == first_day) == sum(
+        dt.datetime.fromtimestamp(e["received"], dt.timezone.utc).date().isoformat() == first_day for e in events)
+    assert sum(x["count"] for x in db.scored_over_time(engine, days=1, now=now)) < 60
+    status = db.status_over_time(engine, days=30, now=now)
+    assert sum(x["count"] for x in status if x["status"] == "flagged_fraud") == 10
+    histogram = db.probability_histogram(engine, bins=10)
+    assert len(histogram) == 10 and sum(b["count"] for b in histogram) == 60
+    assert histogram[8]["count"] == sum(0.8 <= e["p"] < 0.9 for e in events)
+    money = db.money_by_tier_status(engine)
+    assert len(money) == 12
+    assert sum(m["money"] for m in money if m["tier"] == "high") == pytest.approx(
+        sum(e["money"] for e in events if e["tier"] == "high"))
+    labelled = db.labelled_scores(engine)
+    assert sorted(x[2] for x in labelled) == sorted(e["acct_type"] for e in events if e["acct_type"])
+
+
+# ---------------------------------------------------------------------------- spool and writer
+
+def test_writer_stores_directly_when_the_database_is_up(engine, tmp_path):
+    writer = db.ScoreWriter(engine, db.Spool(tmp_path / "spool"))
+    assert writer.write([(raw(1), score(1))]) == "stored"
+    assert writer.spool.depth() == 0 and db.count_predictions(engine) == 1
+    with pytest.raises(ValueError):
+        writer.write([(raw(2), score(3))])
+    assert writer.spool.depth() == 0  # invalid items are refused, never spooled
+
+
+def test_drain_is_in_order_and_exactly_once_after_a_crash(engine, tmp_path, monkeypatch):
+    spool = db.Spool(tmp_path / "spool")
+    writer = db.ScoreWriter(engine, spool)
+    writer.write([(raw(1, name="v0"), score(1))])
+    spool.append([(raw(1, name="v1"), score(1)), (raw(2), score(2))], received_at=T0 + 1)
+    spool.append([(raw(1, name="v2"), score(1))], received_at=T0 + 2)
+    assert spool.depth() == 3
+
+    real_mark, calls = spool.mark_drained, []
+
+    def crash_after_first_commit(offset):
+        calls.append(offset)
+        raise RuntimeError("simulated crash after the commit, before the offset is saved")
+
+    monkeypatch.setattr(spool, "mark_drained", crash_after_first_commit)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        writer.drain()
+    assert db.get_prediction(engine, 1)["times_received"] == 2  # first entry committed
+    monkeypatch.setattr(spool, "mark_drained", real_mark)
+    assert writer.drain() == 1  # the replayed first entry is skipped, the second applied
+    row = db.get_prediction(engine, 1)
+    assert row["times_received"] == 3 and row["name"] == "v2"  # once each, last write wins
+    assert db.get_prediction(engine, 2)["times_received"] == 1
+    assert spool.depth() == 0 and spool.is_empty() and (tmp_path / "spool" / "spool.jsonl").stat().st_size == 0
+
+
+def test_torn_and_refused_entries_are_set_aside(engine, tmp_path):
+    spool = db.Spool(tmp_path / "spool")
+    spool.append([(raw(1), score(1))])
+    poison = db.new_entry(db.prepare_rows([(raw(2), score(2))]))
+    poison["rows"][0]["risk_tier"] = "bogus"  # violates the schema's CHECK
+    spool.append_entry(poison)
+    spool.append([(raw(3), score(3))])
+    with open(tmp_path / "spool" / "spool.jsonl", "ab") as handle:
+        handle.write(b'{"v":1,"id":"torn')  # a writer that died mid-line
+    writer = db.ScoreWriter(engine, spool)
+    assert writer.write([(raw(4), score(4))]) == "stored"
+    assert sorted(r["object_id"] for r in db.queue(engine)[0]) == [1, 3, 4]
+    assert spool.dead_depth() == 2 and spool.depth() == 0
+
+
+def test_spool_recovers_when_its_file_was_removed_by_hand(engine, tmp_path):
+    spool = db.Spool(tmp_path / "spool")
+    spool.append([(raw(1), score(1))])
+    spool.append([(raw(2), score(2))])
+    spool.mark_drained((tmp_path / "spool" / "spool.jsonl").stat().st_size)  # as if drained...
+    (tmp_path / "spool" / "spool.jsonl").unlink()                            # ...then deleted
+    spool.append([(raw(3), score(3))])
+    assert spool.depth() == 1
+    assert db.ScoreWriter(engine, spool).drain() == 1
+    assert db.get_prediction(engine, 3) is not None and spool.is_empty()
+
+
+def test_spool_that_cannot_be_written_raises(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    spool = db.Spool(tmp_path / "a_file" / "spool")
+    assert spool.writable() is False
+    with pytest.raises(db.SpoolUnavailable):
+        spool.append([(raw(1), score(1))])
+
+
+def test_sqlite_locked_database_spools_then_drains(tmp_path):
+    path = tmp_path / "fraud.db"
+    engine = db.make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    db.init_db(engine)
+    writer = db.ScoreWriter(engine, db.Spool(tmp_path / "spool"))
+    assert writer.write([(raw(1), score(1))]) == "stored"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
+    try:
+        assert writer.write([(raw(2), score(2))]) == "spooled"
+        assert writer.write([(raw(1), score(1)), (raw(3), score(3))]) == "spooled"
+        assert writer.spool.depth() == 3
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert writer.write([(raw(4), score(4))]) == "stored"
+    assert writer.spool.depth() == 0
+    assert db.count_predictions(engine) == 4 and db.get_prediction(engine, 1)["times_received"] == 2
+    engine.dispose()
+
+
+def _spool_worker(url, spool_dir, worker, n):
+    """A separate process (like a gunicorn worker) appending to the shared spool, then draining."""
+    engine = db.make_engine(url)
+    writer = db.ScoreWriter(engine, db.Spool(spool_dir))
+    for i in range(n):
+        writer.spool.append([(raw(worker * 1000 + i), score(worker * 1000 + i)), (raw(1), score(1))])
+    writer.drain()
+    engine.dispose()
+
+
+def test_processes_sharing_a_spool_store_each_event_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fraud.db'}"
+    engine = db.make_engine(url)
+    db.init_db(engine)
+    context = multiprocessing.get_context("spawn")  # fork is unsafe if other tests left threads running
+    workers = [context.Process(target=_spool_worker, args=(url, tmp_path / "spool", w, 25)) for w in (1, 2, 3)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+    assert [p.exitcode for p in workers] == [0, 0, 0]
+    db.ScoreWriter(engine, db.Spool(tmp_path / "spool")).drain()  # whatever a late append left
+    assert db.count_predictions(engine) == 3 * 25 + 1
+    assert db.get_prediction(engine, 1)["times_received"] == 75
+    assert db.Spool(tmp_path / "spool").depth() == 0
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------------- a real Postgres outage
+
+@pytest.fixture
+def pg_writer(postgres_server, tmp_path):
+    """A ScoreWriter on a fresh database of the session's Postgres server, restarted if a test stopped it."""
+    name = f"outage_{uuid.uuid4().hex[:12]}"
+    engine = db.make_engine(postgres_server.create_database(name))
+    db.init_db(engine)
+    yield db.ScoreWriter(engine, db.Spool(tmp_path / "spool")), postgres_server
+    if not postgres_server.running:
+        postgres_server.start()
+    engine.dispose()
+    postgres_server.drop_database(name)
+
+
+@pytest.mark.postgres
+def test_postgres_down_events_spool_and_arrive_once_in_order(pg_writer):
+    writer, server = pg_writer
+    assert writer.write([(raw(1, name="v0"), score(1))], received_at=T0) == "stored"
+    server.stop()
+    assert db.ping(writer.engine) is False
+    assert writer.write([(raw(2), score(2))], received_at=T0 + 1) == "spooled"
+    assert writer.write([(raw(1, name="v1"), score(1))], received_at=T0 + 2) == "spooled"
+    assert writer.spool.depth() == 2
+    server.start()
+    assert writer.write([(raw(1, name="v2"), score(1)), (raw(3), score(3))], received_at=T0 + 3) == "stored"
+    assert writer.spool.depth() == 0
+    row = db.get_prediction(writer.engine, 1)
+    assert row["times_received"] == 3 and row["name"] == "v2" and row["last_received_at"] == T0 + 3
+    assert db.count_predictions(writer.engine) == 3
+
+
+@pytest.mark.postgres
+def test_postgres_stopped_while_events_are_written_loses_nothing(pg_writer):
+    writer, server = pg_writer
+    n, outcomes, sent = 160, [], []
+    progress = threading.Event()
+
+    def stream():
+        for i in range(n):
+            object_id = i % 100 + 1  # ids 1..60 are sent twice: resends during and after the outage
+            sent.append(object_id)
+            outcomes.append(writer.write([(raw(object_id, name=f"send {i}"), score(object_id))],
+                                         received_at=T0 + i))
+            if i == 30:
+                progress.set()
+            time.sleep(0.004)
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    assert progress.wait(30)
+    server.stop("fast")   # the real server goes away while the stream is writing
+    time.sleep(0.3)
+    server.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    writer.drain()
+    assert outcomes.count("spooled") > 0, "the outage did not hit any write: the test proved nothing"
+    assert writer.spool.depth() == 0
+    assert db.count_predictions(writer.engine) == 100
+    for object_id in (1, 30, 45, 60, 61, 100):
+        row = db.get_prediction(writer.engine, object_id)
+        sends = [i for i, sent_id in enumerate(sent) if sent_id == object_id]
+        assert row["times_received"] == len(sends), object_id
+        assert row["name"] == f"send {sends[-1]}"                      # applied in order
+        assert (row["first_received_at"], row["last_received_at"]) == (T0 + sends[0], T0 + sends[-1])
+    rows, _ = db.queue(writer.engine, sort="first_received_at", descending=False, per_page=500)
+    assert [r["object_id"] for r in rows] == list(range(1, 101))
+    assert sum(r["times_received"] for r in rows) == n
