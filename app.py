@@ -299,10 +299,17 @@ def health():
 
 def version():
     """Which model is serving: version, thresholds, training data summary and test metrics."""
-    meta = current_app.extensions["fraud_model"].metadata
-    keys = ("version", "created_at", "thresholds", "training_data", "fraud_rate", "test_metrics",
-            "library_versions")
-    return jsonify({k: meta.get(k) for k in keys})
+    model = current_app.extensions["fraud_model"]
+    meta = model.metadata
+    return jsonify({
+        "version": model.version,
+        "thresholds": model.thresholds,
+        "created_at": meta.get("created_at"),
+        "training_data": meta.get("training_data"),
+        "test_metrics": meta.get("test_metrics"),
+        "cost_model": meta.get("cost_model"),
+        "library_versions": meta.get("library_versions"),
+    })
 
 
 def openapi_document():

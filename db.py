@@ -1077,13 +1077,13 @@ class Spool:
     def _offset(self) -> int:
         try:
             return int(self._file(self.OFFSET).read_text().strip() or 0)
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):  # absent, or the spool directory itself is unusable
             return 0
 
     def _size(self) -> int:
         try:
             return self._file(self.FILE).stat().st_size
-        except FileNotFoundError:
+        except OSError:
             return 0
 
     def is_empty(self) -> bool:

@@ -1,0 +1,211 @@
+"""The scoring API: /hello, /score (every shape, every refusal), /health, /version, /openapi.json.
+
+The ``app`` fixture runs on SQLite and on a real Postgres server (see conftest.py).
+"""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import app as app_module
+import db
+
+EXAMPLES = json.loads(Path("test_script_examples.json").read_text())
+SCORE_KEYS = {"object_id", "fraud_probability", "risk_tier", "expected_loss", "reasons", "model_version"}
+
+
+def post_json(client, payload=None, data=None, **headers):
+    body = data if data is not None else json.dumps(payload)
+    return client.post("/score", data=body, headers={"Content-Type": "application/json", **headers})
+
+
+def test_hello(client):
+    response = client.get("/hello")
+    assert response.status_code == 200 and response.text == "Hello, World!"
+
+
+@pytest.mark.parametrize("index", range(len(EXAMPLES)))
+def test_every_example_is_scored_and_stored(app, client, index):
+    event = EXAMPLES[index]
+    response = post_json(client, data=json.dumps(event))  # NaN tokens, as the stream sends
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert SCORE_KEYS <= set(body)
+    assert 0 <= body["fraud_probability"] <= 1
+    assert body["risk_tier"] in ("low", "medium", "high")
+    assert body["object_id"] == event["object_id"] and body["stored"] == "stored"
+    assert body["reasons"] and all(isinstance(r, str) for r in body["reasons"])
+    row = db.get_prediction(app.extensions["db_engine"], event["object_id"])
+    assert row["times_received"] == 1
+    assert math.isclose(row["fraud_probability"], body["fraud_probability"], rel_tol=1e-6)
+
+
+def test_resend_is_one_row_counted_twice(app, client):
+    event = EXAMPLES[0]
+    first = post_json(client, event).json
+    second = post_json(client, event).json
+    assert first["fraud_probability"] == second["fraud_probability"]
+    engine = app.extensions["db_engine"]
+    assert db.count_predictions(engine) == 1
+    assert db.get_prediction(engine, event["object_id"])["times_received"] == 2
+
+
+def test_array_of_events(app, client):
+    response = post_json(client, EXAMPLES[:3])
+    assert response.status_code == 200
+    assert [s["object_id"] for s in response.json] == [e["object_id"] for e in EXAMPLES[:3]]
+    assert db.count_predictions(app.extensions["db_engine"]) == 3
+
+
+def test_acct_type_is_ignored_for_scoring(client):
+    plain = post_json(client, EXAMPLES[1]).json
+    labelled = post_json(client, {**EXAMPLES[1], "acct_type": "fraudster"}).json
+    assert plain["fraud_probability"] == labelled["fraud_probability"]
+
+
+def test_missing_fields_are_scored_as_missing(client):
+    response = post_json(client, {"object_id": 123456789})
+    assert response.status_code == 200
+    assert response.json["risk_tier"] in ("low", "medium", "high")
+
+
+@pytest.mark.parametrize("data, content_type, status, words", [
+    ("{not json", "application/json", 400, "malformed JSON"),
+    ('"text"', "application/json", 400, "object or an array"),
+    ('{"object_id": 1}', "text/plain", 415, "content type"),
+    ('{"object_id": 1}', "", 415, "content type"),
+    ('{"name": "no id"}', "application/json", 422, "object_id"),
+    ('{"object_id": 1, "user_age": "ten"}', "application/json", 422, "user_age"),
+    ('{"object_id": 1, "ticket_types": "lots"}', "application/json", 422, "ticket_types"),
+])
+def test_bad_bodies_get_a_4xx_that_names_the_problem(app, client, data, content_type, status, words):
+    response = client.post("/score", data=data, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    assert response.is_json and words in response.json["message"]
+    rejects = db.recent_rejects(app.extensions["db_engine"])
+    assert rejects and words.split()[0] in rejects[0]["reason"]
+
+
+def test_oversized_body_is_413(app, client):
+    big = json.dumps({"object_id": 1, "description": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)})
+    response = post_json(client, data=big)
+    assert response.status_code == 413 and response.is_json
+
+
+def test_too_many_events_is_413(app, client):
+    events = [{"object_id": i + 1} for i in range(app.config["MAX_BATCH"] + 1)]
+    response = post_json(client, events)
+    assert response.status_code == 413 and "at most" in response.json["message"]
+
+
+def test_hostile_html_is_stored_verbatim_and_scored(app, client):
+    event = {**EXAMPLES[0], "object_id": 999001,
+             "name": "<script>window.__pwned=1</script>", "description": '<img src=x onerror="alert(1)">'}
+    response = post_json(client, event)
+    assert response.status_code == 200
+    row = db.get_prediction(app.extensions["db_engine"], 999001)
+    assert row["raw_payload"]["name"] == event["name"]  # kept as data; the dashboard escapes it
+
+
+def test_health_version_openapi(client):
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json["database"] == "ok"
+    assert health.json["spool"] == {"depth": 0, "writable": True}
+    version = client.get("/version").json
+    assert version["version"] and set(version["thresholds"]) == {"medium", "high"}
+    spec = client.get("/openapi.json").json
+    assert spec["openapi"].startswith("3.") and "/score" in spec["paths"]
+    assert "user_age" in spec["components"]["schemas"]["Event"]["properties"]
+
+
+def test_security_headers(client):
+    response = client.get("/hello")
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["X-Request-Id"]
+
+
+def test_unknown_api_path_is_json_404(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404 and response.is_json
+
+
+def test_api_key_when_configured(make_app):
+    client = make_app(SCORE_API_KEY="s3cret").test_client()
+    assert post_json(client, EXAMPLES[0]).status_code == 401
+    assert post_json(client, EXAMPLES[0], **{"X-API-Key": "wrong"}).status_code == 401
+    assert post_json(client, EXAMPLES[0], **{"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_allowlist_when_configured(make_app):
+    client = make_app(SCORE_ALLOWLIST="10.0.0.0/8").test_client()
+    response = post_json(client, EXAMPLES[0])
+    assert response.status_code == 403 and "not allowed" in response.json["message"]
+    client = make_app(SCORE_ALLOWLIST="10.0.0.0/8, 127.0.0.1").test_client()
+    assert post_json(client, EXAMPLES[0]).status_code == 200
+
+
+def test_demo_mode_scores_without_writing(make_app):
+    demo = make_app(DEMO_MODE=True)
+    response = post_json(demo.test_client(), EXAMPLES[0])
+    assert response.status_code == 200 and response.json["stored"].startswith("not stored")
+    assert db.count_predictions(demo.extensions["db_engine"]) == 0
+
+
+def test_database_down_spools_and_health_says_so(make_app, tmp_path):
+    down = make_app(DATABASE_URL="postgresql://postgres@127.0.0.1:9/nowhere?connect_timeout=1",
+                    SPOOL_DIR=str(tmp_path / "spool"))
+    client = down.test_client()
+    for event in EXAMPLES[:3]:
+        response = post_json(client, event)
+        assert response.status_code == 200 and response.json["stored"] == "spooled"
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json["database"] == "unreachable" and health.json["spool"]["depth"] == 3
+
+
+def test_database_down_and_spool_unwritable_is_503(make_app, tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the spool directory should be")
+    down = make_app(DATABASE_URL="postgresql://postgres@127.0.0.1:9/nowhere?connect_timeout=1",
+                    SPOOL_DIR=str(blocked))
+    client = down.test_client()
+    response = post_json(client, EXAMPLES[0])
+    assert response.status_code == 503 and "could not be stored" in response.json["message"]
+    health = client.get("/health").json
+    assert health["spool"]["writable"] is False and health["status"] == "degraded"
+
+
+def test_missing_or_corrupt_model_refuses_to_start(tmp_path):
+    with pytest.raises(SystemExit, match="no model at"):
+        app_module.create_app({"TESTING": True, "MODEL_PATH": str(tmp_path / "absent.pkl"),
+                               "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    corrupt = tmp_path / "corrupt.pkl"
+    corrupt.write_bytes(b"this is not a pickle")
+    with pytest.raises(SystemExit, match="cannot start"):
+        app_module.create_app({"TESTING": True, "MODEL_PATH": str(corrupt),
+                               "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+
+
+def test_metrics_count_the_traffic(client):
+    def counter(text, name, label):
+        for line in text.splitlines():
+            if line.startswith(f"{name}{{{label}}}"):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = client.get("/metrics").text
+    tiers = [post_json(client, e).json["risk_tier"] for e in EXAMPLES[:4]]
+    post_json(client, data="{bad")
+    after = client.get("/metrics").text
+    for tier in set(tiers):
+        label = f'tier="{tier}"'
+        assert counter(after, "fraud_scores_total", label) - counter(before, "fraud_scores_total", label) \
+            == tiers.count(tier)
+    assert counter(after, "fraud_score_rejects_total", 'status="400"') \
+        - counter(before, "fraud_score_rejects_total", 'status="400"') == 1
+    assert "fraud_spool_depth 0.0" in after and "fraud_model_info{version=" in after
