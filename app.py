@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 import db
@@ -114,13 +114,26 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+class RequestContextFilter(logging.Filter):
+    """Stamp every log record with the id of the request being served ("-" outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
 def _configure_logging(app: Flask) -> None:
-    """Structured one-line logs with the request id, unless the host already set logging up."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=os.environ.get("LOG_LEVEL", "INFO"),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
+    """One line per event, key=value, with the request id, unless the host set logging up already."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(
+            "ts=%(asctime)s level=%(levelname)s logger=%(name)s request_id=%(request_id)s msg=%(message)r"))
+        root.addHandler(handler)
+        root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    for handler in root.handlers:
+        if not any(isinstance(f, RequestContextFilter) for f in handler.filters):
+            handler.addFilter(RequestContextFilter())
 
 
 def _instance_secret(app: Flask) -> str:

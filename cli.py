@@ -9,6 +9,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 import db
 import predict
@@ -22,6 +23,7 @@ def register(app: Flask) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Apply schema.sql (creates what is missing, never drops data)."""
     db.init_db(current_app.extensions["db_engine"])
@@ -29,6 +31,7 @@ def init_db_command():
 
 
 @click.command("rescore")
+@with_appcontext
 @click.option("--batch-size", default=2000, show_default=True, help="events scored per batch")
 def rescore_command(batch_size: int):
     """Re-score every stored event with the serving model, keeping the previous score beside it."""
@@ -44,6 +47,7 @@ def rescore_command(batch_size: int):
 
 
 @click.command("export-labels")
+@with_appcontext
 @click.option("--out", type=click.Path(dir_okay=False), default="-", help="JSON file (default stdout)")
 def export_labels_command(out: str):
     """Write analysts' decisions as labels for retraining (flagged = fraud, cleared = not fraud)."""
