@@ -45,9 +45,10 @@ DEFAULTS = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,  # set SESSION_COOKIE_SECURE=1 when served over HTTPS
     "REJECT_BODY_LIMIT": 4096,
+    "ALLOW_DEBUG": False,  # debug mode (FLASK_DEBUG=1) starts only with ALLOW_DEBUG=1, never in production
 }
 
-_BOOL = ("DEMO_MODE", "TRUST_PROXY", "SESSION_COOKIE_SECURE")
+_BOOL = ("DEMO_MODE", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
 _INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH")
 _FLOAT = ("REGISTER_INTERVAL",)
 _STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLIC_IP",
@@ -79,6 +80,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(config_from_env())
     if test_config:
         app.config.update(test_config)
+    _refuse_unsafe_settings(app)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_logging(app)
     app.config["SECRET_KEY"] = app.config.get("SECRET_KEY") or _instance_secret(app)
@@ -90,8 +92,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     try:
         app.extensions["fraud_model"] = predict.load_model(app.config["MODEL_PATH"])
     except ModelLoadError as exc:
-        # A half-working scorer is worse than none: refuse to start, saying why.
-        raise SystemExit(f"fraud-triage cannot start: {exc}") from exc
+        # A half-working scorer is worse than none: refuse to start, saying why. The message is
+        # logged because exit status 3 (gunicorn's "worker failed to boot": its master then
+        # stops instead of respawning workers forever) makes Python print nothing itself.
+        failure = SystemExit(f"fraud-triage cannot start: {exc}")
+        failure.code = 3
+        log.critical("%s", failure)
+        raise failure from exc
     url = app.config["DATABASE_URL"] or db.database_url(app.instance_path)
     engine = db.make_engine(url)
     app.extensions["db_engine"] = engine
@@ -134,6 +141,31 @@ def _configure_logging(app: Flask) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RequestContextFilter) for f in handler.filters):
             handler.addFilter(RequestContextFilter())
+
+
+def _refuse_unsafe_settings(app: Flask) -> None:
+    """Stop at start on settings that would be unsafe or fail every request later.
+
+    Debug mode shows tracebacks (and, under ``flask run``, an interactive debugger) to anyone who
+    triggers an error, so it needs ALLOW_DEBUG=1 and is refused outright where the app looks
+    deployed: a Postgres DATABASE_URL or TRUST_PROXY (behind nginx). A SCORE_ALLOWLIST entry that
+    is not an address or network would make every /score a 500, so it stops the start instead.
+    """
+    if app.debug and not app.testing:
+        url = str(app.config["DATABASE_URL"] or "")
+        deployed = url.startswith(("postgres://", "postgresql")) or app.config["TRUST_PROXY"]
+        if deployed or not app.config["ALLOW_DEBUG"]:
+            raise SystemExit(
+                "fraud-triage refuses to start in debug mode (FLASK_DEBUG/DEBUG is on): debug mode is for "
+                "a development machine only; set ALLOW_DEBUG=1 there, and never with a Postgres "
+                "DATABASE_URL or TRUST_PROXY=1")
+    for item in str(app.config["SCORE_ALLOWLIST"] or "").split(","):
+        try:
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError as exc:
+            raise SystemExit(f"fraud-triage cannot start: SCORE_ALLOWLIST entry {item.strip()!r} is not "
+                             f"an address or network ({exc})") from exc
 
 
 def _instance_secret(app: Flask) -> str:
@@ -210,7 +242,9 @@ def _check_score_access() -> None:
     from flask import abort
 
     key = current_app.config["SCORE_API_KEY"]
-    if key and not hmac.compare_digest(request.headers.get("X-API-Key", ""), key):
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a hostile header may hold any.
+    given = request.headers.get("X-API-Key", "").encode("utf-8", "surrogateescape")
+    if key and not hmac.compare_digest(given, key.encode("utf-8", "surrogateescape")):
         abort(401, description="missing or wrong X-API-Key header")
     allowlist = current_app.config["SCORE_ALLOWLIST"]
     if allowlist and not _address_allowed(_client_address(), allowlist):
@@ -236,7 +270,7 @@ def score():
     _check_score_access()
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         _reject(f"unsupported content type {request.mimetype or 'none'}", 415)
-    body = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    body = _request_body()
     try:
         payload = validation.parse_json_body(body)
         events, is_batch = validation.events_from_payload(payload, current_app.config["MAX_BATCH"])
@@ -256,6 +290,23 @@ def score():
     for item in scores:
         item["stored"] = stored
     return jsonify(scores if is_batch else scores[0])
+
+
+def _request_body() -> bytes:
+    """The body, or 413 past MAX_CONTENT_LENGTH, with or without a Content-Length.
+
+    Werkzeug refuses a Content-Length over the limit, but a chunked body (no length; gunicorn
+    de-chunks it) is only cut off at the limit, which would score a truncated body. So when a
+    body without a length fills the limit, one more byte from the server decides.
+    """
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    body = request.get_data(cache=False)  # 413 when Content-Length is over the limit
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(body) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+    return body
 
 
 def _store(items) -> str:
@@ -292,6 +343,9 @@ def health():
     writer = app.extensions["score_writer"]
     database_ok = db.ping(app.extensions["db_engine"])
     spool_ok = writer.spool.writable()
+    if not spool_ok:
+        log.error("spool at %s is not writable: events cannot be kept while the database is away",
+                  writer.spool.path)
     depth = writer.spool.depth()
     if database_ok and depth:
         try:
@@ -346,10 +400,16 @@ def _register_errors(app: Flask) -> None:
         if _wants_json():
             response = jsonify({"error": exc.name, "status": exc.code, "message": exc.description})
             response.status_code = exc.code
+            response.headers.extend(_error_headers(exc))
             return response
         from flask import render_template
 
-        return render_template("error.html", error=exc), exc.code
+        return render_template("error.html", error=exc), exc.code, _error_headers(exc)
+
+
+def _error_headers(exc: HTTPException) -> list[tuple[str, str]]:
+    """The error's own headers (Allow on a 405, as RFC 9110 requires), without its Content-Type."""
+    return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
 
 
 def _security_headers(response: Response) -> Response:

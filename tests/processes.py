@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,3 +67,45 @@ def stop_process(process: subprocess.Popen | None, sig=signal.SIGTERM, timeout: 
         process.wait(timeout=timeout)
     except ProcessLookupError:
         pass
+
+
+# ---------------------------------------------------------------- the app and the stream service
+# Shared by the end-to-end, fault and scale tests: one way to run each real process.
+
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+
+
+def app_env(port: int, workdir, database_url: str, model_path, workers: int = 2, **extra) -> dict:
+    """Environment for the app under gunicorn's production config on 127.0.0.1:port (extra overrides)."""
+    workdir = Path(workdir)
+    env = {
+        "DATABASE_URL": database_url, "MODEL_PATH": str(model_path), "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers), "SECRET_KEY": "test-processes", "ACCESS_LOG": "/dev/null",
+        "SPOOL_DIR": str(workdir / f"spool-{port}"), "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{port}"),
+        "REGISTER_LOCK_DIR": str(workdir),
+    }
+    env.update({name: str(value) for name, value in extra.items()})
+    return env
+
+
+def start_gunicorn(env: dict, log_path, wait: bool = True, timeout: float = 60.0) -> subprocess.Popen:
+    """``gunicorn -c deploy/gunicorn.conf.py 'app:create_app()'`` with ``env``; waits for /hello unless told not to."""
+    ready_url = f"http://{env['BIND']}/hello" if wait else None
+    return start_process([GUNICORN, "-c", "deploy/gunicorn.conf.py", "app:create_app()"], log_path,
+                         env=env, ready_url=ready_url, timeout=timeout)
+
+
+def worker_pids(master_pid: int) -> set[int]:
+    """The pids of a gunicorn master's workers (its child processes), from /proc."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def start_stream(data_path, port: int, log_path, interval: float = 0.1, seed: int = 3,
+                 count: int | None = None) -> subprocess.Popen:
+    """The local stream service (stream.py) pushing records of ``data_path`` every ``interval`` seconds."""
+    command = [sys.executable, "stream.py", "--data", str(data_path), "--port", str(port),
+               "--interval", str(interval), "--seed", str(seed)]
+    if count:
+        command += ["--count", str(count)]
+    return start_process(command, log_path, ready_url=f"http://127.0.0.1:{port}/status")

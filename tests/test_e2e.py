@@ -5,16 +5,13 @@ The app registers itself; at least 20 pushed events must be stored with scores, 
 per object_id; then the stream service restarts, forgets us, and the app registers again.
 """
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import requests
 
 import db
-from tests.processes import free_port, start_process, stop_process, wait_for
+from tests.processes import app_env, free_port, start_gunicorn, start_stream, stop_process, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,29 +31,6 @@ def stream_file(tmp_path):
     return path
 
 
-def start_stream(path, port, log_path, count=None):
-    command = [sys.executable, "stream.py", "--data", str(path), "--port", str(port), "--interval", "0.1",
-               "--seed", "3"]
-    return start_process(command + (["--count", str(count)] if count else []),
-                         log_path, ready_url=f"http://127.0.0.1:{port}/status")
-
-
-def start_gunicorn(database_url, model_path, port, stream_port, tmp_path):
-    env = {
-        "DATABASE_URL": database_url, "MODEL_PATH": str(model_path),
-        "STREAM_REGISTER_URL": f"http://127.0.0.1:{stream_port}/register",
-        "PUBLIC_IP": "127.0.0.1", "PUBLIC_PORT": str(port), "BIND": f"127.0.0.1:{port}",
-        "REGISTER_INTERVAL": "1", "REGISTER_LOCK_DIR": str(tmp_path), "WEB_CONCURRENCY": "2",
-        "SPOOL_DIR": str(tmp_path / "spool"), "SECRET_KEY": "e2e", "ACCESS_LOG": "/dev/null",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    return start_process(
-        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-         "app:create_app()"],
-        tmp_path / "gunicorn.log", env=env, ready_url=f"http://127.0.0.1:{port}/hello", timeout=60,
-    )
-
-
 def pushes_sent(stream_port) -> int:
     return requests.get(f"http://127.0.0.1:{stream_port}/status", timeout=5).json()["pushes_sent"]
 
@@ -70,7 +44,10 @@ def test_stream_to_database(db_url, tiny_model_path, stream_file, tmp_path):
     engine = db.make_engine(db_url)
     app_port, stream_port = free_port(), free_port()
     stream = start_stream(stream_file, stream_port, tmp_path / "stream.log", count=PUSHES)
-    app = start_gunicorn(db_url, tiny_model_path, app_port, stream_port, tmp_path)
+    env = app_env(app_port, tmp_path, db_url, tiny_model_path, REGISTER_INTERVAL=1,
+                  STREAM_REGISTER_URL=f"http://127.0.0.1:{stream_port}/register",
+                  PUBLIC_IP="127.0.0.1", PUBLIC_PORT=app_port)
+    app = start_gunicorn(env, tmp_path / "gunicorn.log")
     try:
         # The app registers from gunicorn's master; the pushes begin once it is known.
         wait_for(lambda: pushes_sent(stream_port) == PUSHES, timeout=60, what=f"{PUSHES} pushes sent")

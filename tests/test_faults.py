@@ -1,0 +1,445 @@
+"""Hardening: the faults the service must survive, each shown with real processes on loopback.
+
+Every test runs the app as production does (gunicorn, deploy/gunicorn.conf.py, two workers) and
+breaks one thing for real: Postgres stopped and started under a stream of events, the stream
+service restarted, the app restarted, a worker killed, the spool disk unusable while the
+database is down, a missing or corrupt model. The database tests use their own Postgres server
+(stopping it must not disturb the session's shared one).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import text
+
+import db
+from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.processes import (app_env, free_port, start_gunicorn, start_stream, stop_process, wait_for,
+                             worker_pids)
+
+pytestmark = pytest.mark.e2e
+
+POST_TIMEOUT = 30  # seconds; a request that hangs longer is a failure, not a wait
+
+
+# ----------------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def fault_postgres():
+    """A Postgres server of this module's own, which the tests stop and start at will."""
+    try:
+        server = PostgresServer(durable=False).start()
+    except PostgresUnavailable as error:
+        message = f"POSTGRES TESTS NOT RUN: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def fault_db(fault_postgres):
+    """A fresh database on the module's server (started again if a test left it stopped)."""
+    fault_postgres.start()
+    name = f"faults_{uuid.uuid4().hex[:16]}"
+    url = fault_postgres.create_database(name)
+    engine = db.make_engine(url)
+    yield url, engine
+    engine.dispose()
+    fault_postgres.start()
+    fault_postgres.drop_database(name)
+
+
+def live_bodies(n: int, seed: int) -> dict[int, bytes]:
+    """n distinct events as the stream sends them (bare NaN tokens, no label), by object_id."""
+    import synth
+
+    records = [synth.to_live(r) for r in synth.generate_events(n, seed=seed)]
+    bodies = {int(r["object_id"]): json.dumps(r).encode() for r in records}
+    assert len(bodies) == n, "the generator must give distinct object ids"
+    return bodies
+
+
+def post_plan(ids: list[int], resends: int, seed: int) -> list[int]:
+    """Every id once plus ``resends`` repeats of some of them, in a shuffled, reproducible order."""
+    rng = random.Random(seed)
+    plan = list(ids) + [rng.choice(ids) for _ in range(resends)]
+    rng.shuffle(plan)
+    return plan
+
+
+def post_event(port: int, body: bytes) -> requests.Response:
+    """POST one event to /score on a fresh connection, as the stream service does."""
+    return requests.post(f"http://127.0.0.1:{port}/score", data=body, timeout=POST_TIMEOUT,
+                         headers={"Content-Type": "application/json"})
+
+
+class Sender(threading.Thread):
+    """Posts a plan of events one after another, recording every attempt and its answer.
+
+    ``gates`` maps a plan index to an Event the sender waits for before posting that index, so
+    the test decides exactly which posts happen before, during and after a fault. With
+    ``retry`` a post that gets no answer is tried again until it is answered (the app is
+    restarting); otherwise a failure is recorded and the sender moves on.
+    """
+
+    def __init__(self, port: int, bodies: dict[int, bytes], plan: list[int], gates=None, retry=False):
+        super().__init__(daemon=True)
+        self.port, self.bodies, self.plan = port, bodies, plan
+        self.gates = gates or {}
+        self.retry = retry
+        self.progress = 0  # plan entries finished
+        self.answers: list[tuple[int, int, str | None]] = []  # (object_id, status, stored)
+        self.failures: list[tuple[int, str]] = []  # (object_id, error): no answer
+        self.error: BaseException | None = None
+
+    def run(self):
+        try:
+            for index, object_id in enumerate(self.plan):
+                gate = self.gates.get(index)
+                if gate is not None and not gate.wait(120):
+                    raise TimeoutError(f"gate before post {index} never opened")
+                self._post_until_answered(object_id)
+                self.progress = index + 1
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test thread, which re-raises it
+            self.error = exc
+
+    def _post_until_answered(self, object_id: int):
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = post_event(self.port, self.bodies[object_id])
+            except requests.ConnectionError as exc:
+                self.failures.append((object_id, type(exc).__name__))
+                if not self.retry or time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+                continue
+            stored = response.json().get("stored") if response.status_code == 200 else None
+            self.answers.append((object_id, response.status_code, stored))
+            return
+
+    def finish(self, timeout: float = 120):
+        """Wait for the plan to be done and surface any error the thread met."""
+        self.join(timeout)
+        assert not self.is_alive(), f"sender stuck at post {self.progress} of {len(self.plan)}"
+        if self.error is not None:
+            raise self.error
+
+    def successes(self) -> dict[int, int]:
+        """How many 200 answers each object_id got."""
+        counts: dict[int, int] = {}
+        for object_id, status, _ in self.answers:
+            if status == 200:
+                counts[object_id] = counts.get(object_id, 0) + 1
+        return counts
+
+
+def stored_counts(engine) -> dict[int, int]:
+    """times_received of every stored event, by object_id (straight from the table)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT object_id, times_received FROM predictions")).all()
+    return {int(row.object_id): int(row.times_received) for row in rows}
+
+
+def health(port: int) -> tuple[int, dict]:
+    """GET /health: status code and body."""
+    response = requests.get(f"http://127.0.0.1:{port}/health", timeout=POST_TIMEOUT)
+    return response.status_code, response.json()
+
+
+def drained(port: int) -> bool:
+    """True when /health is 200 with an empty spool (the call itself drains what it can)."""
+    status, body = health(port)
+    return status == 200 and body["spool"]["depth"] == 0
+
+
+def no_tracebacks(log_path) -> None:
+    """The app's log holds no unhandled exception."""
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-4000:]
+
+
+# ----------------------------------------------------------------------------- Postgres goes away
+
+
+@pytest.mark.postgres
+def test_postgres_stopped_and_restarted_mid_stream_loses_and_doubles_nothing(
+        fault_postgres, fault_db, tiny_model_path, tmp_path):
+    """Answers stay 200 ('spooled' while Postgres is down); afterwards every post is counted exactly once."""
+    url, engine = fault_db
+    bodies = live_bodies(60, seed=21)
+    plan = post_plan(list(bodies), resends=40, seed=21)  # 100 posts
+    stop_at, down_from, up_from = 30, 55, 80  # posts 55..79 certainly meet a stopped database
+    stopped, started = threading.Event(), threading.Event()
+    port = free_port()
+    app = start_gunicorn(app_env(port, tmp_path, url, tiny_model_path), tmp_path / "gunicorn.log")
+    sender = Sender(port, bodies, plan, gates={down_from: stopped, up_from: started})
+    try:
+        sender.start()
+        wait_for(lambda: sender.progress >= stop_at or sender.error, timeout=60, what="first posts")
+        fault_postgres.stop("fast")  # posts carry on while it shuts down
+        stopped.set()
+        wait_for(lambda: sender.progress >= up_from or sender.error, timeout=60,
+                 what="posts while the database is down")
+        status, body = health(port)
+        assert status == 503 and body["database"] == "unreachable", body
+        assert body["spool"]["writable"] is True and body["spool"]["depth"] >= up_from - down_from, body
+        fault_postgres.start()
+        started.set()
+        sender.finish()
+        # Later writes drain the spool; /health drains too, so poll it until the spool is empty.
+        wait_for(lambda: drained(port), timeout=30, what="the spool to drain and /health to be 200")
+    finally:
+        fault_postgres.start()
+        stop_process(app)
+
+    assert sender.failures == [], sender.failures
+    assert [a for a in sender.answers if a[1] != 200] == [], "every post is answered 200, even with the database down"
+    stored_as = [a[2] for a in sender.answers]
+    assert set(stored_as) <= {"stored", "spooled"}
+    assert stored_as.count("spooled") >= up_from - down_from, stored_as
+    assert stored_as[up_from:].count("stored") > 0, "writes go straight to the database again once it is back"
+    counts = stored_counts(engine)
+    posted = {object_id: plan.count(object_id) for object_id in bodies}
+    assert counts == posted, {k: (counts.get(k), v) for k, v in posted.items() if counts.get(k) != v}
+    assert sum(counts.values()) == len(plan)
+    no_tracebacks(tmp_path / "gunicorn.log")
+    print(f"\npostgres outage: {len(plan)} posts of {len(bodies)} events, all answered 200, "
+          f"{stored_as.count('spooled')} spooled and drained, each stored once with the right count")
+
+
+# ----------------------------------------------------------------------------- the stream service restarts
+
+
+@pytest.mark.postgres
+def test_stream_service_restart_app_registers_again_unaided(fault_db, tiny_model_path, tmp_path):
+    """A restarted stream service has forgotten the app; within a few intervals it is registered and pushing again."""
+    import synth
+
+    url, engine = fault_db
+    data = tmp_path / "stream.json"
+    data.write_text(json.dumps([synth.to_live(r) for r in synth.generate_events(10, seed=5)]))
+    stream_port, port = free_port(), free_port()
+    our_url = f"http://127.0.0.1:{port}"
+
+    def registered():
+        return our_url in requests.get(f"http://127.0.0.1:{stream_port}/status", timeout=5).json()["urls"]
+
+    stream = start_stream(data, stream_port, tmp_path / "stream1.log", interval=0.2)
+    env = app_env(port, tmp_path, url, tiny_model_path, STREAM_REGISTER_URL=f"http://127.0.0.1:{stream_port}/register",
+                  PUBLIC_IP="127.0.0.1", PUBLIC_PORT=port, REGISTER_INTERVAL=1)
+    app = start_gunicorn(env, tmp_path / "gunicorn.log")
+    try:
+        wait_for(registered, timeout=15, what="the first registration")
+        wait_for(lambda: sum(stored_counts(engine).values()) >= 3, timeout=20, what="pushed events stored")
+        stop_process(stream)
+        assert app.poll() is None and health(port)[0] == 200, "a missing stream service does not hurt the app"
+        before = sum(stored_counts(engine).values())
+
+        # A new process: it starts with no addresses, so only the app's own re-registration brings pushes.
+        stream = start_stream(data, stream_port, tmp_path / "stream2.log", interval=0.2)
+        wait_for(registered, timeout=10, what="registration with the restarted stream service")
+        wait_for(lambda: sum(stored_counts(engine).values()) >= before + 3, timeout=20,
+                 what="events pushed by the restarted stream service stored")
+    finally:
+        stop_process(stream)
+        stop_process(app)
+    assert app.returncode == 0
+    no_tracebacks(tmp_path / "gunicorn.log")
+
+
+# ----------------------------------------------------------------------------- the app restarts
+
+
+def _review_state(engine, object_id) -> tuple:
+    """What analysts decided on an event: status, latest review id and the whole audit trail."""
+    row = db.get_prediction(engine, object_id)
+    trail = [(r["id"], r["action"], r["analyst"], r["note"]) for r in db.reviews_for(engine, object_id)]
+    return row["review_status"], row["last_review_id"], trail
+
+
+@pytest.mark.postgres
+def test_app_restarted_mid_stream_keeps_decisions_and_counts(fault_db, tiny_model_path, tmp_path):
+    """SIGTERM to gunicorn mid-stream, start it again: no duplicates, no lost or changed decisions."""
+    url, engine = fault_db
+    bodies = live_bodies(40, seed=31)
+    ids = list(bodies)
+    first, later = ids[:20], ids[20:]
+    port = free_port()
+    env = app_env(port, tmp_path, url, tiny_model_path)
+    app = start_gunicorn(env, tmp_path / "gunicorn1.log")
+    try:
+        for object_id in first:
+            response = post_event(port, bodies[object_id])
+            assert response.status_code == 200 and response.json()["stored"] == "stored"
+        decisions = [(first[0], "flagged_fraud", "alice"), (first[1], "cleared", "bob"),
+                     (first[2], "needs_info", "alice"), (first[3], "note", "bob")]
+        for object_id, action, analyst in decisions:
+            result = db.add_review(engine, [object_id], action, analyst, note=f"{action} by {analyst}",
+                                   expected_review_ids=None if action == "note" else {object_id: None})
+            assert result["applied"] == [object_id]
+        reviewed = [d[0] for d in decisions]
+        before = {object_id: _review_state(engine, object_id) for object_id in reviewed}
+
+        # The stream goes on: new events and resends; the reviewed events are resent after the restart.
+        plan = post_plan(later, resends=40, seed=31) + reviewed
+        restarted = threading.Event()
+        sender = Sender(port, bodies, plan, gates={len(plan) - len(reviewed): restarted}, retry=True)
+        sender.start()
+        wait_for(lambda: sender.progress >= 15 or sender.error, timeout=60, what="posts before the restart")
+        stop_process(app, sig=signal.SIGTERM)
+        assert app.returncode == 0, "gunicorn stops cleanly on SIGTERM"
+        app = start_gunicorn(env, tmp_path / "gunicorn2.log")
+        restarted.set()
+        sender.finish()
+    finally:
+        stop_process(app)
+
+    assert sender.failures, "some posts met the app while it was down (else the restart was not mid-stream)"
+    assert all(status == 200 for _, status, _ in sender.answers)
+    answered = sender.successes()
+    expected = {object_id: 1 + answered.get(object_id, 0) for object_id in first}
+    expected.update({object_id: answered[object_id] for object_id in later})
+    # A post that got no answer was refused before the app read it (graceful stop): never stored.
+    assert stored_counts(engine) == expected
+    for object_id in reviewed:
+        assert _review_state(engine, object_id) == before[object_id], f"event {object_id}'s decision changed"
+    assert [_review_state(engine, i)[0] for i in reviewed] == ["flagged_fraud", "cleared", "needs_info", "unreviewed"]
+    no_tracebacks(tmp_path / "gunicorn1.log")
+    no_tracebacks(tmp_path / "gunicorn2.log")
+    print(f"\napp restart: {len(sender.failures)} attempts met the app down and were retried; "
+          f"{len(plan)} posts stored exactly once; {len(reviewed)} reviewed events unchanged")
+
+
+# ----------------------------------------------------------------------------- a worker dies
+
+
+@pytest.mark.postgres
+def test_killed_worker_is_replaced_and_the_others_keep_serving(fault_db, tiny_model_path, tmp_path):
+    """SIGKILL each original worker in turn: requests keep succeeding, the master replaces both."""
+    url, engine = fault_db
+    bodies = live_bodies(60, seed=41)
+    plan = post_plan(list(bodies), resends=60, seed=41)  # 120 posts
+    port = free_port()
+    app = start_gunicorn(app_env(port, tmp_path, url, tiny_model_path), tmp_path / "gunicorn.log")
+    replaced = threading.Event()
+    sender = Sender(port, bodies, plan, gates={90: replaced})
+    try:
+        wait_for(lambda: len(worker_pids(app.pid)) == 2, timeout=10, what="two workers")
+        originals = worker_pids(app.pid)
+        sender.start()
+        for victim, kill_at in zip(sorted(originals), (20, 50)):
+            wait_for(lambda: sender.progress >= kill_at or sender.error, timeout=60, what=f"{kill_at} posts")
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: victim not in worker_pids(app.pid) and len(worker_pids(app.pid)) == 2,
+                     timeout=20, what=f"worker {victim} replaced")
+        replaced.set()
+        sender.finish()
+        assert app.poll() is None, "the master survives its workers"
+        assert worker_pids(app.pid).isdisjoint(originals), "both killed workers were replaced"
+        assert health(port)[0] == 200
+    finally:
+        stop_process(app)
+
+    # Each killed sync worker took at most its one request in flight with it.
+    assert len(sender.failures) <= 2, sender.failures
+    assert all(status == 200 for _, status, _ in sender.answers)
+    assert len(sender.answers) + len(sender.failures) == len(plan)
+    assert sender.progress == len(plan) and len(sender.answers) >= len(plan) - 2
+    counts, answered = stored_counts(engine), sender.successes()
+    lost_answer = {object_id for object_id, _ in sender.failures}
+    for object_id in set(plan):
+        attempts = plan.count(object_id)
+        assert answered.get(object_id, 0) <= counts.get(object_id, 0) <= attempts
+        if object_id not in lost_answer:
+            assert counts.get(object_id, 0) == attempts, f"event {object_id} lost or doubled"
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert log.count("was sent SIGKILL") == 2, log[-3000:]
+    print(f"\nworker kills: {len(sender.answers)} of {len(plan)} posts answered 200, "
+          f"{len(sender.failures)} lost with the killed workers")
+
+
+# ----------------------------------------------------------------------------- nowhere to write
+
+
+@pytest.mark.postgres
+def test_unwritable_spool_with_database_down_refuses_honestly(fault_postgres, fault_db, tiny_model_path, tmp_path):
+    """Database down and spool unusable: /health says so (503), the log says so, /score answers 503."""
+    url, engine = fault_db
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the spool's parent directory should be")
+    port = free_port()
+    env = app_env(port, tmp_path, url, tiny_model_path, SPOOL_DIR=blocker / "spool")
+    log_path = tmp_path / "gunicorn.log"
+    bodies = live_bodies(2, seed=51)
+    first, second = bodies
+    app = start_gunicorn(env, log_path)
+    try:
+        response = post_event(port, bodies[first])
+        assert response.status_code == 200 and response.json()["stored"] == "stored"
+        status, body = health(port)
+        assert status == 503 and body["database"] == "ok" and body["spool"]["writable"] is False, body
+        wait_for(lambda: f"spool at {blocker / 'spool'} is not writable" in log_path.read_text(), timeout=5,
+                 what="the log to say the spool is not writable")
+
+        fault_postgres.stop("fast")
+        status, body = health(port)
+        assert status == 503, body
+        assert body["status"] == "degraded" and body["database"] == "unreachable", body
+        assert body["spool"]["writable"] is False, body
+        response = post_event(port, bodies[second])
+        assert response.status_code == 503, response.text
+        assert "could not be stored" in response.json()["message"]
+        assert "stored" not in response.json()
+    finally:
+        fault_postgres.start()
+        stop_process(app)
+
+    log = log_path.read_text()
+    assert f"event {second} could not be stored anywhere" in log, log[-3000:]
+    assert f"cannot write the spool at {blocker / 'spool'}" in log, log[-3000:]
+    assert stored_counts(engine) == {first: 1}, "the refused event was not stored behind the client's back"
+
+
+# ----------------------------------------------------------------------------- no usable model
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+def test_missing_or_corrupt_model_stops_gunicorn_with_a_clear_error(damage, tiny_model_path, tmp_path):
+    """gunicorn exits non-zero, saying why, instead of respawning workers that can never score."""
+    model_path = tmp_path / "model.pkl"
+    if damage == "garbage":
+        model_path.write_bytes(b"this is not a model")
+    elif damage == "truncated":
+        artifact = tiny_model_path.read_bytes()
+        model_path.write_bytes(artifact[: len(artifact) // 2])
+    port = free_port()
+    env = app_env(port, tmp_path, f"sqlite:///{tmp_path / 'fraud.db'}", model_path)
+    log_path = tmp_path / "gunicorn.log"
+    app = start_gunicorn(env, log_path, wait=False)
+    try:
+        returncode = app.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        stop_process(app, sig=signal.SIGKILL)
+        pytest.fail("gunicorn kept running without a usable model:\n" + log_path.read_text()[-3000:])
+    log = log_path.read_text()
+    assert returncode != 0, log[-3000:]
+    assert "fraud-triage cannot start: " in log, log[-3000:]
+    expected = "no model at" if damage == "missing" else "corrupt"
+    reason = next(line for line in log.splitlines() if "fraud-triage cannot start" in line)
+    assert expected in reason and str(model_path) in reason, reason
+    assert log.count("Booting worker") <= 2, "workers that cannot boot must not be respawned"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/hello", timeout=5)

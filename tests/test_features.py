@@ -1,0 +1,221 @@
+"""Tests for features.py: every shape and every kind of junk featurizes; no label leaks in."""
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+import features
+import synth
+
+
+@pytest.fixture(scope="module")
+def events():
+    """600 synthetic 44-key events with their labels."""
+    records = synth.generate_events(600, seed=11)
+    return records, np.array(["fraud" in r["acct_type"] for r in records], dtype=int)
+
+
+@pytest.fixture(scope="module")
+def fitted(events):
+    """A featurizer fitted on the synthetic events (small text models)."""
+    records, y = events
+    featurizer = features.EventFeaturizer(max_vocab=300, text_folds=3, min_category_count=5)
+    featurizer.fit(records, y)
+    return featurizer
+
+
+def _column(featurizer, X, name):
+    return X[:, list(featurizer.get_feature_names_out()).index(name)]
+
+
+@pytest.mark.parametrize("shape", [36, 38, 43])
+def test_live_shapes_give_the_same_features_as_training_shape(fitted, events, shape):
+    records, _ = events
+    train_rows = fitted.transform(records[:50])
+    live_rows = fitted.transform([json.loads(json.dumps(synth.to_live(r, shape))) for r in records[:50]])
+    assert live_rows.shape == train_rows.shape
+    # Only the fields a shape drops may differ: listed (38, 36) and has_header (36).
+    dropped = {36: {"listed", "has_header"}, 38: {"listed"}, 43: set()}[shape]
+    for j, name in enumerate(fitted.get_feature_names_out()):
+        if name not in dropped:
+            np.testing.assert_array_equal(np.isnan(live_rows[:, j]), np.isnan(train_rows[:, j]), err_msg=name)
+            np.testing.assert_allclose(np.nan_to_num(live_rows[:, j]), np.nan_to_num(train_rows[:, j]), err_msg=name)
+
+
+JUNK = [
+    {},
+    None,
+    "not a record",
+    {key: None for key in synth.FIELDS},
+    {key: float("nan") for key in synth.FIELDS},
+    {key: "" for key in synth.FIELDS},
+    {key: "???" for key in synth.FIELDS},
+    {key: [] for key in synth.FIELDS},
+    {key: {"a": 1} for key in synth.FIELDS},
+    {"ticket_types": [None, 3, {"cost": "abc", "quantity_total": float("inf")}, {"cost": -5}],
+     "previous_payouts": [None, {"created": 12}, {"created": "yesterday", "amount": "x"}],
+     "event_created": float("inf"), "event_start": -1, "user_age": True, "channels": "8.0",
+     "description": "<script>alert(1)</script>" * 5000, "name": 12345, "email_domain": "a@b@c"},
+]
+
+
+@pytest.mark.parametrize("record", JUNK, ids=range(len(JUNK)))
+def test_junk_records_never_raise(fitted, record):
+    X = fitted.transform([record])
+    assert X.shape == (1, len(fitted.get_feature_names_out()))
+    assert not np.isinf(X).any()
+
+
+def test_numeric_strings_are_parsed_and_garbage_is_missing(fitted):
+    X = fitted.transform([{"user_age": " 12 ", "org_facebook": "7.5", "org_twitter": "lots"}])
+    assert _column(fitted, X, "user_age")[0] == 12
+    assert _column(fitted, X, "org_facebook")[0] == 7.5
+    assert math.isnan(_column(fitted, X, "org_twitter")[0])
+
+
+def test_more_missing_fields_raise_the_missing_count(fitted, events):
+    record = dict(events[0][0])
+    before = _column(fitted, fitted.transform([record]), "n_missing")[0]
+    record.update(venue_name=float("nan"), org_name="", payout_type=None)
+    after = _column(fitted, fitted.transform([record]), "n_missing")[0]
+    assert after >= before + 2  # org_name, venue_name at least (payout_type may already be "")
+
+
+@pytest.mark.parametrize("record, expected", [
+    ({"ticket_types": [{"cost": 10.0, "quantity_total": 5}, {"cost": 2.5, "quantity_total": 4}]}, 60.0),
+    ({"ticket_types": [{"cost": "10", "quantity_total": "3"}]}, 30.0),
+    ({"ticket_types": [{"cost": float("nan"), "quantity_total": 5}, {"cost": 4, "quantity_total": 1}]}, 4.0),
+    ({"ticket_types": [{"cost": -10, "quantity_total": 5}]}, 0.0),
+    ({"ticket_types": None}, 0.0),
+    ({"ticket_types": "junk"}, 0.0),
+    ({}, 0.0),
+    (None, 0.0),
+])
+def test_money_at_stake(record, expected):
+    assert features.money_at_stake(record) == expected
+
+
+def test_only_payouts_dated_before_the_event_count():
+    created = 1_350_000_000  # 2012-10-12
+    record = {"event_created": created, "previous_payouts": [
+        {"created": "2012-01-01 10:00:00", "amount": 100.0},
+        {"created": "2012-10-11 23:59:59", "amount": 50.0},
+        {"created": "2012-10-13 00:00:00", "amount": 999.0},
+        {"created": "2013-05-01 00:00:00", "amount": 999.0},
+        {"created": None, "amount": 5.0},
+    ]}
+    history = features.payout_history(record)
+    assert history["prior_count"] == 2
+    assert history["prior_total"] == 150.0
+    assert 0 < history["days_since_last"] < 1
+    assert history["later_count"] == 3
+
+
+LEAKY_CHANGES = {
+    "gts": 123456.0, "num_order": 500, "num_payouts": 40, "approx_payout_date": 2_000_000_000,
+}
+
+
+def test_leaky_fields_do_not_change_default_features(fitted, events):
+    record = events[0][0]
+    changed = dict(record, **LEAKY_CHANGES)
+    changed["ticket_types"] = [dict(t, quantity_sold=99) for t in record["ticket_types"]]
+    changed["previous_payouts"] = list(record["previous_payouts"]) + [
+        {"created": "2030-01-01 00:00:00", "amount": 1e6}]
+    np.testing.assert_array_equal(fitted.transform([record]), fitted.transform([changed]))
+    leaky = features.EventFeaturizer(include_leaky=True, text=False).fit([record, changed])
+    assert not np.array_equal(leaky.transform([record]), leaky.transform([changed]))
+    assert not any(name.startswith("leaky_") for name in fitted.get_feature_names_out())
+
+
+def test_text_scores_are_out_of_fold_during_fit_transform():
+    """Pure-noise text: in-sample scores memorise the labels, out-of-fold scores cannot."""
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.integers(0, 2, n)
+    words = ["".join(rng.choice(list("abcdefghijklmnop"), 10)) for _ in range(n)]
+    # Each rare word appears in two random documents, so min_df keeps it and labels are noise.
+    partner = rng.permutation(n)
+    records = [{"description": f"{words[i]} {words[partner[i]]} common", "name": "event"} for i in range(n)]
+    featurizer = features.EventFeaturizer(text_folds=5, stem=False)
+    oof = _column(featurizer, featurizer.fit_transform(records, y), "text_description_score")
+    in_sample = _column(featurizer, featurizer.transform(records), "text_description_score")
+    assert roc_auc_score(y, in_sample) > 0.75
+    assert roc_auc_score(y, oof) < 0.62
+
+
+def test_text_scorer_matches_sklearn():
+    docs = [["ticket", "party", "party"], ["music", "hall"], ["party", "cash"], ["hall", "music", "jazz"],
+            ["cash", "cash", "now"], ["jazz", "hall"]] * 5
+    y = np.array([1, 0, 1, 0, 1, 0] * 5)
+    vectorizer = TfidfVectorizer(analyzer=features._identity, min_df=2, sublinear_tf=True)
+    matrix = vectorizer.fit_transform(docs)
+    classifier = LogisticRegression().fit(matrix, y)
+    scorer = features.TextScorer(vectorizer, classifier)
+    unseen = [["party", "jazz", "unknownword"], [], ["cash"]]
+    expected = classifier.decision_function(vectorizer.transform(unseen))
+    np.testing.assert_allclose([scorer.score(d) for d in unseen], expected, rtol=1e-9)
+
+
+def test_html_is_stripped_for_features():
+    text = features.strip_html("<p style='x'>Hello&nbsp;&amp; <b>WORLD</b></p><script>var a='<p>';</script>\r\n")
+    assert text == "Hello & WORLD"  # &nbsp; becomes an ordinary space
+    assert features.caps_share("ABcd") == 0.5
+    assert math.isnan(features.caps_share("1234"))
+
+
+def test_style_features_read_name_and_description(fitted):
+    X = fitted.transform([{"name": "FREE TICKETS NOW", "description": '<a href="http://x">a</a> see www.y.com'}])
+    assert _column(fitted, X, "name_caps_share")[0] == 1.0
+    assert _column(fitted, X, "name_words")[0] == 3
+    assert _column(fitted, X, "desc_links")[0] >= 1
+
+
+def test_email_domain_classes(fitted):
+    known = next(iter(sorted(fitted.known_domains_)), None)
+    if known is None:
+        pytest.skip("no repeated company domain in the sample")
+    rows = fitted.transform([{"email_domain": "gmail.com"}, {"email_domain": known},
+                             {"email_domain": "never-seen-before.example"}, {"email_domain": None}])
+    block = rows[:, [list(fitted.get_feature_names_out()).index(n) for n in
+                     ("email_freemail", "email_known", "email_other", "email_missing")]]
+    np.testing.assert_array_equal(block, np.eye(4))
+
+
+def test_names_descriptions_and_groups_cover_every_column(fitted):
+    names = list(fitted.get_feature_names_out())
+    assert len(names) == fitted.transform([{}]).shape[1]
+    for name in names:
+        assert features.describe_feature(name) != name, name
+    grouped = sorted(i for cols in fitted.feature_groups().values() for i in cols)
+    assert grouped == list(range(len(names)))
+
+
+def test_featurizer_is_a_cloneable_sklearn_transformer():
+    featurizer = features.EventFeaturizer(include_leaky=True, max_vocab=100)
+    copy = clone(featurizer)
+    assert copy.get_params() == featurizer.get_params()
+
+
+def test_without_labels_text_scores_are_zero(events):
+    records, _ = events
+    featurizer = features.EventFeaturizer().fit(records[:50])
+    X = featurizer.transform(records[:5])
+    assert (_column(featurizer, X, "text_description_score") == 0).all()
+
+
+def test_reason_phrases_use_the_records_values():
+    values = {"user_age": 12.0, "prior_payouts_count": 0.0, "prior_payouts_total": 0.0,
+              "days_since_last_payout": float("nan"), "body_length": 0.0, "desc_text_length": 0.0}
+    assert features.phrase_reason("user_age", values, {}, up=True) == "account created 12 days before the event"
+    assert features.phrase_reason("user_age", {"user_age": 0.0}, {}, up=True) == \
+        "account created the same day as the event"
+    assert features.phrase_reason("prior_payouts", values, {}, up=True) == "no payout history before the event"
+    assert features.phrase_reason("description_length", values, {}, up=True) == "empty description"
+    assert features.phrase_reason("country_mismatch", {}, {"country": "GB", "venue_country": "US"}, up=True) == \
+        "organiser country GB differs from venue country US"
