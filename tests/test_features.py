@@ -219,3 +219,14 @@ def test_reason_phrases_use_the_records_values():
     assert features.phrase_reason("description_length", values, {}, up=True) == "empty description"
     assert features.phrase_reason("country_mismatch", {}, {"country": "GB", "venue_country": "US"}, up=True) == \
         "organiser country GB differs from venue country US"
+
+
+def test_raw_live_records_featurize_like_normalised_ones(fitted):
+    """predict.score_records hands records to the model as received; that is only safe while the
+    featurizer reads NaN, None and "" exactly as dataset.normalise_record would."""
+    import dataset
+
+    live = [synth.to_live(r, shape=shape) for shape in (43, 38, 36) for r in synth.generate_events(300, seed=21)]
+    raw = fitted.transform(live)
+    normalised = fitted.transform([dataset.normalise_record(r) for r in live])
+    np.testing.assert_array_equal(raw, normalised)
