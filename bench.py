@@ -205,7 +205,7 @@ def main(argv=None) -> int:
     if not args.skip_postgres:
         from tests.pgserver import PostgresServer
 
-        server = PostgresServer()
+        server = PostgresServer(durable=True)  # fsync on: honest commit costs
         server.start()
         stores["postgres"] = server.create_database("bench")
     try:

@@ -454,24 +454,40 @@ class FraudModel:
         """
         featurizer, classifier = self.pipeline[0], self.pipeline[-1]
         X = featurizer.transform(list(records))
-        groups = featurizer.feature_groups()
-        names, columns = list(groups), list(groups.values())
+        names, membership = self._groups()
         # Only groups whose values differ from the reference can contribute; the others are 0
         # and are not predicted at all (about half of them for a typical event).
-        differs = np.column_stack([
-            ~((X[:, cols] == self.reference[cols]) | (np.isnan(X[:, cols]) & np.isnan(self.reference[cols]))).all(axis=1)
-            for cols in columns])
+        same = (X == self.reference) | (np.isnan(X) & np.isnan(self.reference))
+        differs = (~same).astype(np.float64) @ membership > 0  # (records x groups)
         rows, which = np.nonzero(differs)
-        stacked = np.vstack([X, X[rows]])
-        for g, cols in enumerate(columns):
-            chosen = len(X) + np.flatnonzero(which == g)
-            stacked[np.ix_(chosen, cols)] = self.reference[cols]
+        occluded = np.where(membership[:, which].T.astype(bool), self.reference, X[rows])
         with _one_thread():
-            p_all = classifier.predict_proba(stacked)[:, 1]
+            p_all = classifier.predict_proba(np.vstack([X, occluded]))[:, 1]
         logit = np.log(np.clip(p_all, 1e-9, 1 - 1e-9) / np.clip(1 - p_all, 1e-9, 1))
         deltas = np.zeros(differs.shape)
         deltas[rows, which] = logit[rows] - logit[len(X):]
         return X, p_all[:len(X)], names, deltas
+
+    def _columns(self) -> list[str]:
+        """The featurizer's column names, read once."""
+        if "_column_cache" not in self.__dict__:
+            self.__dict__["_column_cache"] = list(self.pipeline[0].get_feature_names_out())
+        return self.__dict__["_column_cache"]
+
+    def _groups(self) -> tuple[list[str], np.ndarray]:
+        """Feature group names and a (columns x groups) 0/1 membership matrix, built once."""
+        cached = self.__dict__.get("_group_cache")
+        if cached is None:
+            groups = self.pipeline[0].feature_groups()
+            membership = np.zeros((len(self.reference), len(groups)))
+            for g, cols in enumerate(groups.values()):
+                membership[cols, g] = 1.0
+            cached = self.__dict__["_group_cache"] = (list(groups), membership)
+        return cached
+
+    def __getstate__(self):
+        """Pickle without the derived caches (they are rebuilt on first use)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     def explain(self, records, top: int = 3) -> list[list[str]]:
         """Top reasons per record in plain words, from its own values and the model's response."""
@@ -488,7 +504,7 @@ class FraudModel:
         if not records:
             return np.zeros(0), []
         X, p, names, deltas = self.contributions(records)
-        columns = list(self.pipeline[0].get_feature_names_out())
+        columns = self._columns()
         out = []
         for i, record in enumerate(records):
             risky = p[i] >= self.thresholds["medium"]
