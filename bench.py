@@ -158,15 +158,15 @@ def bench_dashboard(database_url, model_path, workdir, results, label, runs=20):
     from werkzeug.security import generate_password_hash
 
     engine = db.make_engine(database_url)
-    if not db.get_analyst(engine, "bench"):
-        db.create_analyst(engine, "bench", generate_password_hash("bench-password"))
+    name, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    db.create_analyst(engine, name, generate_password_hash(password))
     process, port = start_app(database_url, model_path, workdir)
     base = f"http://127.0.0.1:{port}"
     try:
         session = requests.Session()
         login = session.get(f"{base}/login", timeout=30)
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login.text).group(1)
-        session.post(f"{base}/login", data={"name": "bench", "password": "bench-password",
+        session.post(f"{base}/login", data={"name": name, "password": password,
                                             "csrf_token": token}, timeout=30).raise_for_status()
         for path in ["/"] + dashboard_json_endpoints(database_url, model_path):
             timings = []
