@@ -79,23 +79,31 @@ def _records_from_array(parsed, source: str) -> list[dict]:
     return [normalise_record(r) for r in parsed]
 
 
-def read_raw(path: str | Path) -> list[dict]:
-    """Read records from a .zip holding data.json, a .json array or a .jsonl file (one per line)."""
+def read_text(path: str | Path) -> tuple[str, str]:
+    """The JSON text of a data file and a name for it: data.json inside a .zip, or the file itself."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"no data file at {path}")
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if Path(n).name == ZIP_MEMBER]
-            if not names:
-                raise DataError(f"{path} does not contain {ZIP_MEMBER}")
-            text = archive.read(names[0]).decode("utf-8")
-        return _records_from_array(_parse_json_text(text, f"{path}:{ZIP_MEMBER}"), str(path))
+    if path.suffix != ".zip":
+        return path.read_text("utf-8"), str(path)
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if Path(n).name == ZIP_MEMBER]
+        if not names:
+            raise DataError(f"{path} does not contain {ZIP_MEMBER}")
+        return archive.read(names[0]).decode("utf-8"), f"{path}:{ZIP_MEMBER}"
+
+
+def read_raw(path: str | Path) -> list[dict]:
+    """Read records from a .zip holding data.json, a .json array or a .jsonl file (one per line)."""
+    path = Path(path)
+    if path.suffix not in (".zip", ".json", ".jsonl"):
+        raise DataError(f"{path}: expected a .zip, .json or .jsonl file")
     if path.suffix == ".jsonl":
+        if not path.exists():
+            raise DataError(f"no data file at {path}")
         return list(iter_jsonl(path))
-    if path.suffix == ".json":
-        return _records_from_array(_parse_json_text(path.read_text("utf-8"), str(path)), str(path))
-    raise DataError(f"{path}: expected a .zip, .json or .jsonl file")
+    text, source = read_text(path)
+    return _records_from_array(_parse_json_text(text, source), str(path))
 
 
 def iter_jsonl(path: str | Path):

@@ -987,10 +987,12 @@ def money_by_tier_status(engine: Engine) -> list[dict]:
 def labelled_scores(engine: Engine) -> list[tuple]:
     """(fraud_probability, money_at_stake, acct_type) of the events that carry a label (test-set mode)."""
     p = PREDICTIONS.c
-    query = (select(p.fraud_probability, p.money_at_stake, p.acct_type)
-             .where(p.acct_type.is_not(None)).order_by(p.object_id))
+    # No ORDER BY in SQL: SQLite would then walk the whole table in primary-key order instead of
+    # the small partial index on labelled rows (measured: 160 ms vs a few ms at 100,000 rows).
+    query = select(p.object_id, p.fraud_probability, p.money_at_stake, p.acct_type).where(p.acct_type.is_not(None))
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(query)]
+        rows = sorted(conn.execute(query))
+    return [tuple(row)[1:] for row in rows]
 
 
 # --------------------------------------------------------------------------- spool

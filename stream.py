@@ -20,13 +20,12 @@ import logging
 import math
 import random
 import threading
-import zipfile
 from pathlib import Path
 
 import requests
 from flask import Flask, current_app, jsonify, request
 
-from dataset import LABEL_FIELD, ZIP_MEMBER, DataError
+from dataset import LABEL_FIELD, DataError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +52,7 @@ def parse_records(text: str, source: str) -> list[dict]:
 
 def read_stream_file(path: str | Path) -> list[dict]:
     """Raw records from a .zip holding data.json, a .json or a .jsonl file, as parsed (NaN kept)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"no data file at {path}")
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if Path(n).name == ZIP_MEMBER]
-            if not names:
-                raise DataError(f"{path} does not contain {ZIP_MEMBER}")
-            return parse_records(archive.read(names[0]).decode("utf-8"), f"{path}:{ZIP_MEMBER}")
-    return parse_records(path.read_text("utf-8"), str(path))
+    return parse_records(*read_text(path))
 
 
 def is_absent(value) -> bool:

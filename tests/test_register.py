@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 import register
 import stream
+from tests.processes import free_port as closed_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = [{"object_id": 1, "has_header": None}]
@@ -79,23 +80,6 @@ def hang_up_server():
         stop.set()
         thread.join(5)
         listener.close()
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening on it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll until predicate() is true; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    pytest.fail("condition not reached in time")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 
 import stream
 from dataset import DataError
+from tests.processes import free_port as closed_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,23 +62,6 @@ class ScoreCollector:
             self.bodies.append(req.get_data())
             self.content_types.append(req.content_type)
         return Response("{}", status=self.status, content_type="application/json")(environ, start_response)
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll until predicate() is true; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    pytest.fail("condition not reached in time")
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening on it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def host_port(url):
