@@ -1041,7 +1041,6 @@ def report_markdown(result: dict, info: dict, files: dict, seed: int) -> str:
     meta, chosen = model.metadata, test[CHOSEN_LABEL]
     data = meta["training_data"]
     best_ap_base = max(BASELINES, key=lambda b: test[b]["average_precision"] or 0)
-    best_cost_base = min(BASELINES, key=lambda b: test[b]["expected_cost"])
     others = [k for k in test if k != CHOSEN_LABEL]
     lines = [
         "# Model comparison",
@@ -1172,7 +1171,7 @@ def report_markdown(result: dict, info: dict, files: dict, seed: int) -> str:
         lines.append(f"| {rank} | {params} | {row['ap']:.4f} ± {row['ap_sd']:.4f} |")
     lines += [
         "",
-        f"Parameters the artifact uses (`HGB_PARAMS` in model.py): "
+        "Parameters the artifact uses (`HGB_PARAMS` in model.py): "
         + ", ".join(f"{k}={v}" for k, v in tuning["current_params"].items())
         + f"; the same CV gives them AP {tuning['current_ap']:.4f} ± {tuning['current_ap_sd']:.4f}. "
         "The text-feature columns inside this search are out-of-fold over the whole training "

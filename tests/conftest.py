@@ -1,26 +1,18 @@
 """Shared pytest fixtures. Each section is owned by one part of the project; add yours as a new section."""
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
 import db
 from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.processes import system_missing
 
 
 # ============================================================================ database fixtures
 # (db.py / schema.sql) A real Postgres server is started once per session, lazily, only when a
 # test asks for it; `db_url` runs a test on SQLite and on Postgres, each time on an empty database.
-
-def _postgres_missing(reason: str):
-    """No Postgres: a failure under CI (it must be there), a loud skip elsewhere."""
-    message = f"POSTGRES TESTS NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
 
 @pytest.fixture(scope="session")
 def postgres_server():
@@ -29,7 +21,7 @@ def postgres_server():
         server = PostgresServer(durable=False)
         server.start()
     except PostgresUnavailable as error:
-        _postgres_missing(str(error))
+        system_missing("POSTGRES", str(error))
     yield server
     server.cleanup()
 

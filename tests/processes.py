@@ -109,3 +109,14 @@ def start_stream(data_path, port: int, log_path, interval: float = 0.1, seed: in
     if count:
         command += ["--count", str(count)]
     return start_process(command, log_path, ready_url=f"http://127.0.0.1:{port}/status")
+
+
+def system_missing(what: str, reason: str):
+    """A system program the tests drive is missing: fail under CI (it must be there), else a
+    loud skip that `pytest -ra` lists at the end of the run."""
+    import pytest
+
+    message = f"{what} TESTS NOT RUN: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

@@ -10,7 +10,6 @@ Without Chromium or Playwright these tests fail under CI (CI=true) and skip loud
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 import db
 from tests.test_dashboard import HOSTILE_ID, PASSWORD, add_analysts, hostile_event, scored_events
+from tests.processes import system_missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -26,14 +26,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 REFRESH_SECONDS = 5  # the live views' refresh interval in this test (the JS floor)
-
-
-def _browser_missing(reason: str):
-    """No browser: a failure under CI, where it must be installed; a loud skip elsewhere."""
-    message = f"BROWSER TESTS NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +60,17 @@ def server(tiny_model_path, tmp_path_factory):
 def browser():
     """One headless Chromium for the module."""
     if not Path(CHROMIUM).exists():
-        _browser_missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        system_missing("BROWSER", f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
         from playwright.sync_api import Error as PlaywrightError, sync_playwright
     except ImportError as exc:
-        _browser_missing(f"Playwright for Python is not installed ({exc}); pip install -r requirements-dev.txt")
+        system_missing("BROWSER", f"Playwright for Python is not installed ({exc}); pip install -r requirements-dev.txt")
     playwright = sync_playwright().start()
     try:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     except PlaywrightError as exc:
         playwright.stop()
-        _browser_missing(f"Chromium would not start: {exc}")
+        system_missing("BROWSER", f"Chromium would not start: {exc}")
     yield chromium
     chromium.close()
     playwright.stop()

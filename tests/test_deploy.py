@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from tests.processes import system_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -48,9 +49,7 @@ COPY_IGNORE_TOP = {".git", ".venv", "models", "instance", "spool", "test-artifac
 
 def missing_tool(message):
     """Skip loudly on a developer's machine; fail under CI, where every tool must be present."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    system_missing("DEPLOY", message)
 
 
 def system_tool(name):

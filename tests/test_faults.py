@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 import db
 from tests.pgserver import PostgresServer, PostgresUnavailable
-from tests.processes import (app_env, free_port, start_gunicorn, start_stream, stop_process, wait_for,
-                             worker_pids)
+from tests.processes import (app_env, free_port, start_gunicorn, start_stream, stop_process,
+                             system_missing, wait_for, worker_pids)
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +40,7 @@ def fault_postgres():
     try:
         server = PostgresServer(durable=False).start()
     except PostgresUnavailable as error:
-        message = f"POSTGRES TESTS NOT RUN: {error}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        system_missing("POSTGRES", str(error))
     yield server
     server.cleanup()
 

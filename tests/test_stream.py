@@ -1,7 +1,6 @@
 """The local stream service speaks the client's protocol: register answers, pushes, drops."""
 import json
 import math
-import socket
 import subprocess
 import sys
 import threading
