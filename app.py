@@ -15,10 +15,14 @@ import time
 import uuid
 from pathlib import Path
 
-from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, abort, current_app, g, has_request_context, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+import cli
+import dashboard
 import db
+import metrics
+import openapi
 import predict
 import validation
 from model import ModelLoadError
@@ -106,15 +110,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["score_writer"] = db.ScoreWriter(engine, db.Spool(spool_dir))
     app.extensions["schema_ready"] = _apply_schema(engine)
 
-    import metrics
-
     metrics.init_app(app)
     _register_api(app)
     _register_errors(app)
-    _register_cli(app)
+    cli.register(app)
     app.after_request(_security_headers)
-
-    import dashboard
 
     dashboard.init_app(app)
     _start_registration(app)
@@ -239,8 +239,6 @@ def _client_address() -> str:
 
 def _check_score_access() -> None:
     """Optional protection of /score: an API key and/or a source-address allowlist."""
-    from flask import abort
-
     key = current_app.config["SCORE_API_KEY"]
     # Compared as bytes: compare_digest refuses non-ASCII str, and a hostile header may hold any.
     given = request.headers.get("X-API-Key", "").encode("utf-8", "surrogateescape")
@@ -263,10 +261,6 @@ def _address_allowed(address: str, allowlist: str) -> bool:
 
 def score():
     """Score one event (a JSON object) or up to MAX_BATCH events (an array), store, answer."""
-    from flask import abort
-
-    import metrics
-
     _check_score_access()
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         _reject(f"unsupported content type {request.mimetype or 'none'}", 415)
@@ -299,8 +293,6 @@ def _request_body() -> bytes:
     de-chunks it) is only cut off at the limit, which would score a truncated body. So when a
     body without a length fills the limit, one more byte from the server decides.
     """
-    from werkzeug.exceptions import RequestEntityTooLarge
-
     body = request.get_data(cache=False)  # 413 when Content-Length is over the limit
     limit = request.max_content_length
     if limit is not None and request.content_length is None and len(body) >= limit \
@@ -322,10 +314,6 @@ def _store(items) -> str:
 
 def _reject(reason: str, status: int, body: bytes = b"", field: str | None = None):
     """Record a refused body (so nothing the stream sent vanishes without trace) and abort."""
-    from flask import abort
-
-    import metrics
-
     limit = current_app.config["REJECT_BODY_LIMIT"]
     log.warning("rejected /score body from %s: %s (%d bytes) request_id=%s",
                 _client_address(), reason, len(body), g.get("request_id"))
@@ -381,8 +369,6 @@ def version():
 
 def openapi_document():
     """The OpenAPI description of the scoring API."""
-    import openapi
-
     return jsonify(openapi.spec())
 
 
@@ -414,8 +400,6 @@ def _error_headers(exc: HTTPException) -> list[tuple[str, str]]:
 
 def _security_headers(response: Response) -> Response:
     """Headers that keep the dashboard from running injected code or being framed."""
-    import metrics
-
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -429,15 +413,6 @@ def _security_headers(response: Response) -> Response:
         metrics.observe_request(request.endpoint or "unknown", response.status_code,
                                 time.perf_counter() - g.started)
     return response
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _register_cli(app: Flask) -> None:
-    import cli
-
-    cli.register(app)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Shared pytest fixtures. Each section is owned by one part of the project; add yours as a new section."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 
@@ -32,14 +31,8 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fraud.db'}"
         return
-    server = request.getfixturevalue("postgres_server")
-    if not server.running:  # a test that stops the server restarts it; be sure anyway
-        server.start()
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    url = server.create_database(name)
-    yield url
-    if server.running:
-        server.drop_database(name)
+    with request.getfixturevalue("postgres_server").fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_DATABASE = "fraud"
@@ -142,6 +144,19 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         """Drop a database, disconnecting whoever is still on it."""
         self._admin(f'DROP DATABASE IF EXISTS "{_identifier(name)}" WITH (FORCE)')
+
+    @contextmanager
+    def fresh_database(self, prefix: str = "test"):
+        """A new, empty database for one test (the server is started if a test left it stopped);
+        yields its URL and drops it afterwards."""
+        self.start()
+        name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+        url = self.create_database(name)
+        try:
+            yield url
+        finally:
+            self.start()  # a test may have left it stopped
+            self.drop_database(name)
 
     def _ensure_database(self, name: str) -> None:
         with self._admin_connection() as conn, conn.cursor() as cursor:

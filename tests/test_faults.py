@@ -15,7 +15,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 import requests
@@ -48,14 +47,10 @@ def fault_postgres():
 @pytest.fixture
 def fault_db(fault_postgres):
     """A fresh database on the module's server (started again if a test left it stopped)."""
-    fault_postgres.start()
-    name = f"faults_{uuid.uuid4().hex[:16]}"
-    url = fault_postgres.create_database(name)
-    engine = db.make_engine(url)
-    yield url, engine
-    engine.dispose()
-    fault_postgres.start()
-    fault_postgres.drop_database(name)
+    with fault_postgres.fresh_database("faults") as url:
+        engine = db.make_engine(url)
+        yield url, engine
+        engine.dispose()
 
 
 def live_bodies(n: int, seed: int) -> dict[int, bytes]:

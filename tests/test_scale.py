@@ -16,7 +16,6 @@ import random
 import re
 import threading
 import time
-import uuid
 
 import pytest
 import requests
@@ -38,15 +37,11 @@ POST_TIMEOUT = 30
 @pytest.fixture
 def shared_db(postgres_server):
     """A fresh database on the session's Postgres: the one store both instances share."""
-    postgres_server.start()
-    name = f"scale_{uuid.uuid4().hex[:16]}"
-    url = postgres_server.create_database(name)
-    engine = db.make_engine(url)
-    db.init_db(engine)
-    yield url, engine
-    engine.dispose()
-    if postgres_server.running:
-        postgres_server.drop_database(name)
+    with postgres_server.fresh_database("scale") as url:
+        engine = db.make_engine(url)
+        db.init_db(engine)
+        yield url, engine
+        engine.dispose()
 
 
 @pytest.fixture
