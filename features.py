@@ -99,12 +99,11 @@ CATEGORICAL_FIELDS = ("currency", "country", "payout_type", "user_type", "channe
 
 _SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]*>")
-_SPACE_RE = re.compile(r"\s+")
 _WORD_RE = re.compile(r"[a-z]{2,}")
 _ANCHOR_RE = re.compile(r"<a\s", re.IGNORECASE)
-_URL_RE = re.compile(r"https?://|www\.", re.IGNORECASE)
-_UPPER_RE = re.compile(r"[A-Z]")
-_LETTER_RE = re.compile(r"[A-Za-z]")
+# Letters as bytes: counting capitals with bytes.translate runs in C, not one regex match per letter.
+_UPPER_BYTES = bytes(range(ord("A"), ord("Z") + 1))
+_LETTER_BYTES = _UPPER_BYTES + bytes(range(ord("a"), ord("z") + 1))
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -112,6 +111,8 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def to_float(value) -> float:
     """A float from a number or numeric string; NaN for anything missing or unparseable."""
+    if type(value) is float:  # the common case first: a plain finite float is returned as is
+        return value if value - value == 0.0 else math.nan  # inf - inf and NaN - NaN are NaN
     if isinstance(value, (int, float)):  # bool is an int: True -> 1.0
         try:
             number = float(value)
@@ -156,7 +157,8 @@ def _as_list(value) -> list:
 def strip_html(text: str) -> str:
     """Visible text of untrusted HTML (tags and scripts removed, entities decoded) for features."""
     text = _SCRIPT_RE.sub(" ", text[:MAX_HTML_CHARS])
-    return _SPACE_RE.sub(" ", html.unescape(_TAG_RE.sub(" ", text))).strip()
+    # split/join collapses whitespace exactly as re's \s+ does (both use str.isspace), 4x faster
+    return " ".join(html.unescape(_TAG_RE.sub(" ", text)).split())
 
 
 def description_text(record: dict) -> str:
@@ -166,15 +168,17 @@ def description_text(record: dict) -> str:
 
 def caps_share(text: str) -> float:
     """Share of letters that are capitals in the first MAX_TEXT_CHARS (NaN without letters)."""
-    text = text[:MAX_TEXT_CHARS]
-    letters = _LETTER_RE.subn("", text)[1]
-    return _UPPER_RE.subn("", text)[1] / letters if letters else math.nan
+    data = text[:MAX_TEXT_CHARS].encode("ascii", "ignore")  # only A-Z and a-z count as letters
+    letters = len(data) - len(data.translate(None, _LETTER_BYTES))
+    return (len(data) - len(data.translate(None, _UPPER_BYTES))) / letters if letters else math.nan
 
 
 def _links(html_text: str, visible_text: str) -> float:
     """Links in a description: anchor tags, or bare URLs in the visible text if more."""
     anchors = len(_ANCHOR_RE.findall(html_text[:MAX_HTML_CHARS]))
-    return float(max(anchors, len(_URL_RE.findall(visible_text))))
+    lowered = visible_text.lower()  # substring counts: a case-insensitive regex was 20x slower
+    urls = lowered.count("http://") + lowered.count("https://") + lowered.count("www.")
+    return float(max(anchors, urls))
 
 
 @lru_cache(maxsize=1)
@@ -467,9 +471,41 @@ class TextScorer:
         self.intercept = float(classifier.intercept_[0])
         self.sublinear = bool(vectorizer.sublinear_tf)
 
+    # Raw words remembered per process (word -> vocabulary index, -1 if none); a cap keeps a
+    # stream of hostile made-up words from growing it without end.
+    MAX_REMEMBERED_WORDS = 200_000
+
+    def __getstate__(self):
+        """Pickle without the per-process word cache."""
+        state = dict(self.__dict__)
+        state.pop("_word_index", None)
+        return state
+
     def score(self, doc_tokens: list[str]) -> float:
         """Log-odds for one tokenized document (same number sklearn's pipeline would give)."""
         counts = Counter(i for i in map(self.vocabulary.get, doc_tokens) if i is not None)
+        return self._log_odds(counts)
+
+    def score_text(self, text: str, use_stem: bool = True) -> float:
+        """``score(tokens(text, use_stem))``, the same number, about twice as fast.
+
+        Words are counted first (in C) and each distinct word is stemmed and looked up once,
+        through a cache of raw word -> vocabulary index.
+        """
+        cache = self.__dict__.setdefault("_word_index", {})
+        counts: dict[int, int] = {}
+        for word, count in Counter(_WORD_RE.findall(text[:MAX_TEXT_CHARS].lower())).items():
+            index = cache.get(word)
+            if index is None:
+                index = self.vocabulary.get(stem(word) if use_stem else word, -1)
+                if len(cache) < self.MAX_REMEMBERED_WORDS:
+                    cache[word] = index
+            if index >= 0:
+                counts[index] = counts.get(index, 0) + count
+        return self._log_odds(counts)
+
+    def _log_odds(self, counts: dict[int, int]) -> float:
+        """Log-odds from vocabulary index -> count (iterated in first-seen order, as sklearn sums)."""
         if not counts:
             return self.intercept
         dot = norm = 0.0
@@ -598,16 +634,15 @@ class EventFeaturizer(TransformerMixin, BaseEstimator):
             text = description_text(record)
             row = self._structured_row(record, text)
             if self.text:
-                row.append(self._score(self.desc_scorer_, tokens(text, self.stem)))
-                row.append(self._score(self.name_scorer_, self._name_tokens(record)))
+                row.append(self._score(self.desc_scorer_, text))
+                row.append(self._score(self.name_scorer_, to_text(record.get("name"))))
             rows.append(row)
         matrix = np.array(rows, dtype=float).reshape(len(rows), len(self.feature_names_))
         return np.clip(matrix, -MAX_FEATURE, MAX_FEATURE)  # as in fit_transform; NaN stays NaN
 
-    @staticmethod
-    def _score(scorer, doc_tokens) -> float:
-        """Text log-odds, 0 when no text model could be fitted."""
-        return scorer.score(doc_tokens) if scorer is not None else 0.0
+    def _score(self, scorer, text: str) -> float:
+        """Text log-odds of already-stripped text, 0 when no text model could be fitted."""
+        return scorer.score_text(text, self.stem) if scorer is not None else 0.0
 
     def _name_tokens(self, record: dict) -> list[str]:
         """Tokens of the event name."""

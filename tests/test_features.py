@@ -1,6 +1,8 @@
 """Tests for features.py: every shape and every kind of junk featurizes; no label leaks in."""
 import json
 import math
+import pickle
+import re
 
 import numpy as np
 import pytest
@@ -160,6 +162,36 @@ def test_text_scorer_matches_sklearn():
     unseen = [["party", "jazz", "unknownword"], [], ["cash"]]
     expected = classifier.decision_function(vectorizer.transform(unseen))
     np.testing.assert_allclose([scorer.score(d) for d in unseen], expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("use_stem", [True, False])
+def test_text_scorer_fast_path_gives_the_same_number(use_stem):
+    """score_text (count words first, stem each distinct word once) == score(tokens(text))."""
+    texts = ["Party party PARTIES tonight, cash only!", "Jazz in the hall; music & jazz", "",
+             "naïve café Fête — İstanbul ſtreet K", "x " * 3000 + "party " * 900, "cash " * 5]
+    docs = [features.tokens(t, use_stem) for t in texts] * 3
+    y = np.array([1, 0, 0, 1, 1, 0] * 3)
+    vectorizer = TfidfVectorizer(analyzer=features._identity, min_df=1, sublinear_tf=True)
+    scorer = features.TextScorer(vectorizer, LogisticRegression().fit(vectorizer.fit_transform(docs), y))
+    for text in texts + ["unseen words only", "PARTY"]:
+        for _ in range(2):  # the second call reads the word cache
+            assert scorer.score_text(text, use_stem) == pytest.approx(
+                scorer.score(features.tokens(text, use_stem)), rel=1e-12)
+    assert "_word_index" not in pickle.loads(pickle.dumps(scorer)).__dict__  # the cache is not pickled
+
+
+def test_fast_text_helpers_match_their_regex_definitions():
+    """caps_share, whitespace collapsing and link counting, checked against the plain regexes."""
+    samples = ["ABcd", "1234", "", "Ünïcödé UPPER lower", "\u00a0 a\u2003b\tC\n", "HTTP://X.Y www.Z https://q",
+               "İSTANBUL ſ K wwww. http://www.x"]
+    for text in samples:
+        letters = len(re.findall(r"[A-Za-z]", text[:features.MAX_TEXT_CHARS]))
+        upper = len(re.findall(r"[A-Z]", text[:features.MAX_TEXT_CHARS]))
+        expected = upper / letters if letters else math.nan
+        assert features.caps_share(text) == pytest.approx(expected, nan_ok=True)
+        assert features.strip_html(text) == re.sub(r"\s+", " ", text).strip()
+    assert features._links("", "HTTP://X.Y www.Z https://q") == 3.0
+    assert features._links("<a href=x>1</a><A href=y>2</a>", "") == 2.0
 
 
 def test_html_is_stripped_for_features():
