@@ -33,13 +33,15 @@ def init_db_command():
 @click.command("rescore")
 @with_appcontext
 @click.option("--batch-size", default=2000, show_default=True, help="events scored per batch")
-def rescore_command(batch_size: int):
+@click.option("--workers", type=int, default=None,
+              help="processes scoring in parallel (default SCORE_WORKERS or one per core)")
+def rescore_command(batch_size: int, workers: int | None):
     """Re-score every stored event with the serving model, keeping the previous score beside it."""
     engine = current_app.extensions["db_engine"]
     model = current_app.extensions["fraud_model"]
     total = 0
-    for batch in db.iter_raw_payloads(engine, batch_size):
-        scores = predict.score_records(model, batch)
+    batches = db.iter_raw_payloads(engine, batch_size)
+    for _batch, scores in predict.score_chunks(model, batches, workers or predict.default_workers()):
         db.save_rescores(engine, scores)
         total += len(scores)
         click.echo(f"rescored {total} events", err=True)

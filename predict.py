@@ -7,8 +7,10 @@ line. Both hand raw records (as received) to :func:`score_records` and store the
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -80,6 +82,54 @@ def score_and_store(model: FraudModel, writer, records: list[dict], source: str 
     return scores
 
 
+def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = True):
+    """Yield ``(chunk, scores)`` for each chunk of records, in order.
+
+    With ``workers > 1`` the chunks are scored in that many forked processes, each scoring
+    whole chunks with the model it inherited (nothing is re-loaded). At most two chunks per
+    worker are in flight, so a large file still streams in constant memory, and the caller can
+    store one chunk while the workers score the next ones.
+    """
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None)
+    if workers <= 1 or second is None:  # one chunk: forking would cost more than it saves
+        for chunk in itertools.chain([first], [] if second is None else [second], chunks):
+            yield chunk, score_records(model, chunk, explain)
+        return
+    global _POOL_MODEL
+    _POOL_MODEL = (model, explain)  # inherited by the forked workers
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            in_flight = collections.deque()
+            for chunk in itertools.chain([first, second], chunks):
+                in_flight.append((chunk, pool.apply_async(_score_in_worker, (chunk,))))
+                if len(in_flight) >= 2 * workers:
+                    done, result = in_flight.popleft()
+                    yield done, result.get()
+            while in_flight:
+                done, result = in_flight.popleft()
+                yield done, result.get()
+    finally:
+        _POOL_MODEL = None
+
+
+_POOL_MODEL = None
+
+
+def _score_in_worker(chunk: list[dict]) -> list[dict]:
+    """score_records in a pool worker, with the model inherited from the parent."""
+    model, explain = _POOL_MODEL
+    return score_records(model, chunk, explain)
+
+
+def default_workers() -> int:
+    """Processes for batch scoring: SCORE_WORKERS, else one per core."""
+    return max(1, int(os.environ.get("SCORE_WORKERS") or os.cpu_count() or 1))
+
+
 def read_input(path: Path):
     """Yield raw records from a .json (one object or an array) or a .jsonl file, keeping NaN."""
     if path.suffix == ".jsonl":
@@ -108,6 +158,8 @@ def _parse_args(argv):
     parser.add_argument("--model", type=Path, default=None, help="model artifact (default MODEL_PATH or models/model.pkl)")
     parser.add_argument("--no-db", action="store_true", help="print scores without storing them")
     parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes scoring in parallel (default SCORE_WORKERS or one per core)")
     return parser.parse_args(argv)
 
 
@@ -130,8 +182,8 @@ def main(argv=None) -> int:
     if not args.all:
         records = itertools.islice(records, args.index, args.index + 1)
     total, started = 0, time.perf_counter()
-    for chunk in chunks(records, BATCH_SIZE):
-        scores = score_records(model, chunk)
+    workers = args.workers or default_workers()
+    for chunk, scores in score_chunks(model, chunks(records, BATCH_SIZE), workers):
         if writer is not None:
             writer.write(list(zip(chunk, scores)), source="batch")
         total += len(scores)

@@ -83,3 +83,24 @@ def test_predict_cli_all_and_missing_model(tiny_model_path, tmp_path):
     missing = subprocess.run([sys.executable, "predict.py", "--model", str(tmp_path / "none.pkl")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "python model.py" in missing.stderr
+
+
+def test_score_chunks_in_parallel_gives_the_same_scores_in_order(tiny_model):
+    """Two forked workers: every chunk comes back with its own scores, in input order, and the
+    input is read only a few chunks ahead (a large file streams in constant memory)."""
+    events = [dict(e, object_id=1000 + i) for i, e in enumerate(EXAMPLES * 3)]
+    chunked = list(predict.chunks(events, 3))
+    pulled = []
+
+    def source():
+        for chunk in chunked:
+            pulled.append(chunk)
+            yield chunk
+
+    results = predict.score_chunks(tiny_model, source(), workers=2)
+    first_chunk, first_scores = next(results)
+    assert len(pulled) <= 2 * 2 + 1 < len(chunked)
+    results = [(first_chunk, first_scores), *results]
+    assert [chunk for chunk, _ in results] == chunked
+    assert [scores for _, scores in results] == [predict.score_records(tiny_model, c) for c in chunked]
+    assert list(predict.score_chunks(tiny_model, iter([]), workers=2)) == []

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect
 
@@ -187,6 +188,19 @@ def test_nan_is_stored_as_null_and_the_payload_round_trips(engine):
     assert row["reasons"] == ["short description"]
     assert row["country"] == "US" and row["event_created"] == 1_299_000_000
     assert row["event_published"] == 1_299_100_000.0
+
+
+@pytest.mark.parametrize("record", [
+    {"a": 1.5, "b": "x", "c": [{"d": 2}]},                      # no NaN: stored as it is
+    {"a": float("nan"), "b": float("-inf"), "c": [{"d": 2}]},   # NaN at the top only: shallow copy
+    {"a": 1, "c": [{"d": float("nan")}], "e": (1, 2.0)},        # nested NaN and a tuple: deep walk
+    {"a": np.float64(2.5), "b": np.float64("nan"), "f": np.int64(3), 4: "int key"},  # odd types
+])
+def test_the_fast_payload_equals_the_deep_walk(record):
+    """_json_payload skips the deep copy when it can; the JSON text is the same either way."""
+    safe, payload = db._json_payload(record)
+    assert payload == db._dumps(db._json_safe(record))
+    assert db._dumps(safe) == payload
 
 
 def test_wrong_types_become_null_and_the_payload_keeps_them(engine):
