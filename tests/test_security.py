@@ -484,6 +484,8 @@ ALL_SQL_SINKS = RAW_SQL_SINKS | {"execute", "executemany"}
 REVIEWED_RAW_SQL = {
     ("db.py", "init_db"): "schema.sql statements after db.schema_statements() replaced the {{id}} "
                           "placeholder per dialect (db.SCHEMA_PLACEHOLDERS): repository text, no values",
+    ("db.py", "_execute_prepared_upsert"): "PREPARE/EXECUTE text rendered once by _prepared_upsert_sql() "
+                                           "from the SQLAlchemy upsert: values travel as bound parameters",
 }
 
 
@@ -566,6 +568,10 @@ def test_no_sql_is_built_from_strings():
     assert all(set(p) == {"{{id}}"} and all(isinstance(v, str) for v in p.values())
                for p in db.SCHEMA_PLACEHOLDERS.values())
     assert "{{" not in " ".join(db.schema_statements("sqlite") + db.schema_statements("postgresql"))
+    # ... and the prepared upsert takes every value as a parameter: $n in PREPARE, %s in EXECUTE.
+    prepare, execute, order = db._prepared_upsert_sql()
+    assert re.fullmatch(rf"EXECUTE {db.PREPARED_UPSERT} \((%s, )*%s\)", execute)
+    assert prepare.count("$") == len(order) == len(db.ROW_KEYS) and "%" not in prepare
 
 
 # Reviewed exceptions, by file and name.
