@@ -136,10 +136,11 @@ def batch_rate(model, events, workers, explain=True, engine=None) -> float:
     """Events per second scoring all events as predict.py does (2,000 per chunk), storing each
     chunk when given an engine."""
     started = time.perf_counter()
-    for chunk, scores in predict.score_chunks(model, predict.chunks(events, predict.BATCH_SIZE),
-                                              workers, explain):
+    rows_for = None if engine is None else "batch"
+    for _chunk, _scores, rows in predict.score_chunks(
+            model, predict.chunks(events, predict.BATCH_SIZE), workers, explain, rows_for):
         if engine is not None:
-            db.save_scores(engine, list(zip(chunk, scores)), source="batch")
+            db.save_rows(engine, rows)
     return len(events) / (time.perf_counter() - started)
 
 

@@ -41,7 +41,7 @@ def rescore_command(batch_size: int, workers: int | None):
     model = current_app.extensions["fraud_model"]
     total = 0
     batches = db.iter_raw_payloads(engine, batch_size)
-    for _batch, scores in predict.score_chunks(model, batches, workers or predict.default_workers()):
+    for _batch, scores, _rows in predict.score_chunks(model, batches, workers or predict.default_workers()):
         db.save_rescores(engine, scores)
         total += len(scores)
         click.echo(f"rescored {total} events", err=True)

@@ -593,7 +593,12 @@ def save_scores(engine: Engine, items, source: str = "stream", received_at=None)
     A resend adds to times_received, moves last_received_at, replaces payload and score, and
     leaves first_received_at and the review columns alone. ValueError for unusable items.
     """
-    rows = prepare_rows(items, source, received_at)
+    return save_rows(engine, prepare_rows(items, source, received_at))
+
+
+@_translate_errors
+def save_rows(engine: Engine, rows: list[dict]) -> int:
+    """Upsert rows made by prepare_rows (batch jobs prepare them where they score)."""
     with engine.begin() as conn:
         _upsert_rows(conn, rows)
     return len(rows)
@@ -1320,7 +1325,10 @@ class ScoreWriter:
 
     def write(self, items, source: str = "stream", received_at=None) -> str:
         """Store (raw, score) pairs: 'stored' in the database or 'spooled'; SpoolUnavailable if neither."""
-        rows = prepare_rows(items, source, received_at)  # ValueError before anything is written
+        return self.write_rows(prepare_rows(items, source, received_at))  # ValueError before writing
+
+    def write_rows(self, rows: list[dict]) -> str:
+        """Store rows made by prepare_rows: 'stored' or 'spooled'; SpoolUnavailable if neither."""
         if not rows:
             return "stored"
         entry = new_entry(rows)

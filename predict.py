@@ -82,13 +82,16 @@ def score_and_store(model: FraudModel, writer, records: list[dict], source: str 
     return scores
 
 
-def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = True):
-    """Yield ``(chunk, scores)`` for each chunk of records, in order.
+def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = True,
+                 rows_for: str | None = None):
+    """Yield ``(chunk, scores, rows)`` for each chunk of records, in order.
 
     With ``workers > 1`` the chunks are scored in that many forked processes, each scoring
     whole chunks with the model it inherited (nothing is re-loaded). At most two chunks per
     worker are in flight, so a large file still streams in constant memory, and the caller can
-    store one chunk while the workers score the next ones.
+    store one chunk while the workers score the next ones. ``rows_for`` (a source such as
+    "batch") also turns each chunk into database rows (db.prepare_rows) where it was scored,
+    so the storing process only writes them; rows is None otherwise.
     """
     chunks = iter(chunks)
     first = next(chunks, None)
@@ -97,10 +100,10 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = Tr
     second = next(chunks, None)
     if workers <= 1 or second is None:  # one chunk: forking would cost more than it saves
         for chunk in itertools.chain([first], [] if second is None else [second], chunks):
-            yield chunk, score_records(model, chunk, explain)
+            yield chunk, *_score_chunk(model, chunk, explain, rows_for)
         return
     global _POOL_MODEL
-    _POOL_MODEL = (model, explain)  # inherited by the forked workers
+    _POOL_MODEL = (model, explain, rows_for)  # inherited by the forked workers
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             in_flight = collections.deque()
@@ -108,10 +111,10 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = Tr
                 in_flight.append((chunk, pool.apply_async(_score_in_worker, (chunk,))))
                 if len(in_flight) >= 2 * workers:
                     done, result = in_flight.popleft()
-                    yield done, result.get()
+                    yield done, *result.get()
             while in_flight:
                 done, result = in_flight.popleft()
-                yield done, result.get()
+                yield done, *result.get()
     finally:
         _POOL_MODEL = None
 
@@ -119,10 +122,20 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = Tr
 _POOL_MODEL = None
 
 
-def _score_in_worker(chunk: list[dict]) -> list[dict]:
-    """score_records in a pool worker, with the model inherited from the parent."""
-    model, explain = _POOL_MODEL
-    return score_records(model, chunk, explain)
+def _score_in_worker(chunk: list[dict]):
+    """_score_chunk in a pool worker, with the model inherited from the parent."""
+    model, explain, rows_for = _POOL_MODEL
+    return _score_chunk(model, chunk, explain, rows_for)
+
+
+def _score_chunk(model: FraudModel, chunk: list[dict], explain: bool, rows_for: str | None):
+    """(scores, database rows or None) of one chunk."""
+    scores = score_records(model, chunk, explain)
+    if rows_for is None:
+        return scores, None
+    import db  # only batch jobs that store need the database layer
+
+    return scores, db.prepare_rows(list(zip(chunk, scores)), source=rows_for)
 
 
 def default_workers() -> int:
@@ -183,9 +196,10 @@ def main(argv=None) -> int:
         records = itertools.islice(records, args.index, args.index + 1)
     total, started = 0, time.perf_counter()
     workers = args.workers or default_workers()
-    for chunk, scores in score_chunks(model, chunks(records, BATCH_SIZE), workers):
+    rows_for = None if writer is None else "batch"
+    for _chunk, scores, rows in score_chunks(model, chunks(records, BATCH_SIZE), workers, rows_for=rows_for):
         if writer is not None:
-            writer.write(list(zip(chunk, scores)), source="batch")
+            writer.write_rows(rows)
         total += len(scores)
         if not args.quiet:
             for score in scores:

@@ -97,10 +97,15 @@ def test_score_chunks_in_parallel_gives_the_same_scores_in_order(tiny_model):
             pulled.append(chunk)
             yield chunk
 
-    results = predict.score_chunks(tiny_model, source(), workers=2)
-    first_chunk, first_scores = next(results)
+    results = predict.score_chunks(tiny_model, source(), workers=2, rows_for="batch")
+    first = next(results)
     assert len(pulled) <= 2 * 2 + 1 < len(chunked)
-    results = [(first_chunk, first_scores), *results]
-    assert [chunk for chunk, _ in results] == chunked
-    assert [scores for _, scores in results] == [predict.score_records(tiny_model, c) for c in chunked]
+    results = [first, *results]
+    assert [chunk for chunk, _, _ in results] == chunked
+    expected = [predict.score_records(tiny_model, c) for c in chunked]
+    assert [scores for _, scores, _ in results] == expected
+    for (chunk, _, rows), scores in zip(results, expected):  # rows prepared in the worker
+        fresh = db.prepare_rows(list(zip(chunk, scores)), source="batch")
+        assert [{**r, "first_received_at": 0, "last_received_at": 0} for r in rows] == \
+            [{**r, "first_received_at": 0, "last_received_at": 0} for r in fresh]
     assert list(predict.score_chunks(tiny_model, iter([]), workers=2)) == []
