@@ -597,6 +597,7 @@ def queue():
         sort=SORTS[state["sort"]], descending=state["order"] == "desc", page=state["page"],
         per_page=state["per_page"],
     )
+    fill_reasons(rows)
     pages = max(1, math.ceil(total / state["per_page"]))
     return render_template(
         "queue.html", active_page="queue", state=state, summary=summary, rows=rows, total=total,
@@ -607,6 +608,26 @@ def queue():
         summary_url=url_for("dashboard.api_queue_summary", **state["filters"]),
         refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"],
     )
+
+
+def fill_reasons(rows: list[dict], payloads: dict[int, dict] | None = None) -> None:
+    """Explain rows stored without reasons, for showing them (nothing is written back).
+
+    Batch jobs explain only the events at or above the medium tier (predict.REVIEW_TIERS); a
+    low-risk event's reasons are computed here when a page shows it, from its stored payload,
+    if the serving model is the one that scored it (else the page says which model did).
+    ``payloads`` (object_id -> raw record) saves a query when the caller has them.
+    """
+    model = current_app.extensions["fraud_model"]
+    todo = [row for row in rows if not row.get("reasons") and row.get("model_version") == model.version]
+    if not todo:
+        return
+    if payloads is None:
+        payloads = db.raw_payloads(current_app.extensions["db_engine"], [row["object_id"] for row in todo])
+    todo = [row for row in todo if isinstance(payloads.get(row["object_id"]), dict)]
+    _, reasons = model.predict_and_explain([payloads[row["object_id"]] for row in todo])
+    for row, why in zip(todo, reasons):
+        row["reasons"] = why
 
 
 # --------------------------------------------------------------------------- the event page
@@ -621,6 +642,7 @@ def event(object_id: int):
     if prediction is None:
         abort(404, description=f"There is no scored event with id {object_id}.")
     record = prediction.get("raw_payload") or {}
+    fill_reasons([prediction], {object_id: record})
     acct_type = prediction.get("acct_type") or record.get("acct_type")
     return render_template(
         "event.html", active_page="queue", p=prediction, record=record,
@@ -634,6 +656,7 @@ def event(object_id: int):
         tickets=ticket_rows(record), payouts=payout_summary(record),
         reviews=db.reviews_for(engine, object_id),
         acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
+        serving_model_version=current_app.extensions["fraud_model"].version,
         back_url=_safe_next(request.args.get("back")) or url_for("dashboard.queue"),
     )
 

@@ -655,6 +655,17 @@ def get_prediction(engine: Engine, object_id) -> dict | None:
 
 
 @_translate_errors
+def raw_payloads(engine: Engine, object_ids) -> dict[int, dict]:
+    """object_id -> the raw record as received, for the given ids (unknown ids are left out)."""
+    ids = [i for i in map(_parse_object_id, object_ids) if i is not None]
+    if not ids:
+        return {}
+    query = select(PREDICTIONS.c.object_id, PREDICTIONS.c.raw_payload).where(PREDICTIONS.c.object_id.in_(ids))
+    with engine.connect() as conn:
+        return {int(row.object_id): _loads(row.raw_payload) for row in conn.execute(query)}
+
+
+@_translate_errors
 def count_predictions(engine: Engine) -> int:
     """How many distinct events are stored."""
     with engine.connect() as conn:

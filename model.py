@@ -452,21 +452,30 @@ class FraudModel:
         so that a score of 0.3 % still has readable reasons. One predict call on the records
         plus one row per (record, group) whose values differ from the reference.
         """
-        featurizer, classifier = self.pipeline[0], self.pipeline[-1]
-        X = featurizer.transform(list(records))
+        X = self.pipeline[0].transform(list(records))
+        p, deltas = self._occlusion(X)
+        return X, p, self._groups()[0], deltas
+
+    def _occlusion(self, X: np.ndarray, p: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, records x groups contributions) of feature rows, in one predict call:
+        the occluded rows, stacked under X itself unless X's probabilities ``p`` are given."""
         names, membership = self._groups()
         # Only groups whose values differ from the reference can contribute; the others are 0
-        # and are not predicted at all (about half of them for a typical event).
+        # and are not predicted at all (about a third of them for a typical event).
         same = (X == self.reference) | (np.isnan(X) & np.isnan(self.reference))
         differs = (~same).astype(np.float64) @ membership > 0  # (records x groups)
         rows, which = np.nonzero(differs)
         occluded = np.where(membership[:, which].T.astype(bool), self.reference, X[rows])
-        with _one_thread():
-            p_all = classifier.predict_proba(np.vstack([X, occluded]))[:, 1]
-        logit = np.log(np.clip(p_all, 1e-9, 1 - 1e-9) / np.clip(1 - p_all, 1e-9, 1))
+        stacked = occluded if p is not None else np.vstack([X, occluded])
+        p_all = np.zeros(0)
+        if len(stacked):
+            with _one_thread():
+                p_all = self.pipeline[-1].predict_proba(stacked)[:, 1]
+        if p is None:
+            p, p_all = p_all[:len(X)], p_all[len(X):]
         deltas = np.zeros(differs.shape)
-        deltas[rows, which] = logit[rows] - logit[len(X):]
-        return X, p_all[:len(X)], names, deltas
+        deltas[rows, which] = _logit(p)[rows] - _logit(p_all)
+        return p, deltas
 
     def _columns(self) -> list[str]:
         """The featurizer's column names, read once."""
@@ -493,29 +502,47 @@ class FraudModel:
         """Top reasons per record in plain words, from its own values and the model's response."""
         return self.predict_and_explain(records, top)[1]
 
-    def predict_and_explain(self, records, top: int = 3) -> tuple[np.ndarray, list[list[str]]]:
+    def predict_and_explain(self, records, top: int = 3,
+                            review_tiers_only: bool = False) -> tuple[np.ndarray, list[list[str]]]:
         """Calibrated P(fraud) and the top reasons of each record, from one featurization and one
         predict call (the probability is the first row of the occlusion matrix).
 
         Events at or above the medium tier get the reasons that push their probability up;
         lower scores get what pushes it down, prefixed 'lowers risk: '.
+
+        ``review_tiers_only=True`` (batch jobs) explains only the events at or above the medium
+        tier, the ones the review queue puts in front of analysts: the others get ``[]``, and the
+        dashboard explains them when it shows them (dashboard.fill_reasons). Reasons cost about
+        twice the rest of scoring, and most events are low risk.
         """
         records = list(records)
         if not records:
             return np.zeros(0), []
-        X, p, names, deltas = self.contributions(records)
-        columns = self._columns()
-        out = []
-        for i, record in enumerate(records):
+        X = self.pipeline[0].transform(records)
+        if review_tiers_only:
+            with _one_thread():
+                p = self.pipeline[-1].predict_proba(X)[:, 1]
+            explained = np.flatnonzero(p >= self.thresholds["medium"])
+            _, deltas = self._occlusion(X[explained], p[explained])
+        else:
+            p, deltas = self._occlusion(X)
+            explained = np.arange(len(records))
+        names, columns = self._groups()[0], self._columns()
+        out: list[list[str]] = [[] for _ in records]
+        for row, i in enumerate(explained):
             risky = p[i] >= self.thresholds["medium"]
-            signed = deltas[i] if risky else -deltas[i]
+            signed = deltas[row] if risky else -deltas[row]
             chosen = [g for g in np.argsort(-signed, kind="stable")[:top] if signed[g] > MIN_REASON_DELTA]
             values = dict(zip(columns, X[i].tolist()))
-            record = record if isinstance(record, dict) else {}
+            record = records[i] if isinstance(records[i], dict) else {}
             prefix = "" if risky else "lowers risk: "
-            out.append([prefix + features.phrase_reason(names[g], values, record, up=risky)
-                        for g in chosen])
+            out[i] = [prefix + features.phrase_reason(names[g], values, record, up=risky) for g in chosen]
         return p, out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of probabilities, clipped away from 0 and 1."""
+    return np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
 
 
 def train(records: list[dict], *, seed: int = 0, quick: bool = False, cost: CostModel | None = None,

@@ -22,6 +22,8 @@ from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk
 DEFAULT_MODEL_PATH = Path("models/model.pkl")
 EXAMPLES_PATH = Path("test_script_examples.json")
 BATCH_SIZE = 2000
+# explain= value for batch jobs: reasons only for events at or above the medium tier.
+REVIEW_TIERS = "review-tiers"
 
 
 def model_path(path: str | Path | None = None) -> Path:
@@ -40,15 +42,20 @@ def load_model(path: str | Path | None = None) -> FraudModel:
     return _load_artifact(path)
 
 
-def score_records(model: FraudModel, records: list[dict], explain: bool = True) -> list[dict]:
+def score_records(model: FraudModel, records: list[dict], explain: bool | str = True) -> list[dict]:
     """Score raw records in one vectorised pass: probability, tier, money, expected loss, reasons.
+
+    ``explain``: True gives every record its reasons (/score); REVIEW_TIERS only the records at
+    or above the medium tier, the ones analysts review (batch jobs: the dashboard explains the
+    others when it shows them); False none.
 
     Records go to the model as received: the featurizer treats NaN, None, "" and unparseable
     values as missing itself (tested against dataset.normalise_record), so the hot path does
     not copy every record first.
     """
     if explain:
-        probabilities, reasons = model.predict_and_explain(records)
+        probabilities, reasons = model.predict_and_explain(
+            records, review_tiers_only=explain == REVIEW_TIERS)
     else:
         probabilities, reasons = model.predict_proba(records), [[] for _ in records]
     scores = []
@@ -82,7 +89,7 @@ def score_and_store(model: FraudModel, writer, records: list[dict], source: str 
     return scores
 
 
-def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool = True,
+def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | str = REVIEW_TIERS,
                  rows_for: str | None = None):
     """Yield ``(chunk, scores, rows)`` for each chunk of records, in order.
 
@@ -128,7 +135,7 @@ def _score_in_worker(chunk: list[dict]):
     return _score_chunk(model, chunk, explain, rows_for)
 
 
-def _score_chunk(model: FraudModel, chunk: list[dict], explain: bool, rows_for: str | None):
+def _score_chunk(model: FraudModel, chunk: list[dict], explain: bool | str, rows_for: str | None):
     """(scores, database rows or None) of one chunk."""
     scores = score_records(model, chunk, explain)
     if rows_for is None:
@@ -171,6 +178,9 @@ def _parse_args(argv):
     parser.add_argument("--model", type=Path, default=None, help="model artifact (default MODEL_PATH or models/model.pkl)")
     parser.add_argument("--no-db", action="store_true", help="print scores without storing them")
     parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    parser.add_argument("--all-reasons", action="store_true",
+                        help="with --all: give every event its reasons (default: only events at or "
+                             "above the medium tier; the dashboard explains the others when shown)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes scoring in parallel (default SCORE_WORKERS or one per core)")
     return parser.parse_args(argv)
@@ -197,7 +207,8 @@ def main(argv=None) -> int:
     total, started = 0, time.perf_counter()
     workers = args.workers or default_workers()
     rows_for = None if writer is None else "batch"
-    for _chunk, scores, rows in score_chunks(model, chunks(records, BATCH_SIZE), workers, rows_for=rows_for):
+    explain = REVIEW_TIERS if args.all and not args.all_reasons else True
+    for _chunk, scores, rows in score_chunks(model, chunks(records, BATCH_SIZE), workers, explain, rows_for):
         if writer is not None:
             writer.write_rows(rows)
         total += len(scores)

@@ -102,7 +102,7 @@ def test_score_chunks_in_parallel_gives_the_same_scores_in_order(tiny_model):
     assert len(pulled) <= 2 * 2 + 1 < len(chunked)
     results = [first, *results]
     assert [chunk for chunk, _, _ in results] == chunked
-    expected = [predict.score_records(tiny_model, c) for c in chunked]
+    expected = [predict.score_records(tiny_model, c, predict.REVIEW_TIERS) for c in chunked]
     assert [scores for _, scores, _ in results] == expected
     for (chunk, _, rows), scores in zip(results, expected):  # rows prepared in the worker
         fresh = db.prepare_rows(list(zip(chunk, scores)), source="batch")

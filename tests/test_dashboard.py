@@ -442,6 +442,35 @@ def test_event_page_survives_fields_of_the_wrong_type(alice, dash_engine, scored
     assert "12345" in text and "lots" in text and "north" in text
 
 
+def test_events_a_batch_job_left_unexplained_get_reasons_when_shown(alice, dash_app, dash_engine, scored_pairs):
+    """Batch jobs explain only the review tiers; the queue and the event page explain the rest."""
+    model = dash_app.extensions["fraud_model"]
+    records = [dict(raw, object_id=980000000 + i) for i, (raw, _) in enumerate(scored_pairs[:60])]
+    scores = predict.score_records(model, records, explain=predict.REVIEW_TIERS)
+    low = [(r, s) for r, s in zip(records, scores) if s["risk_tier"] == "low"]
+    assert low and all(s["reasons"] == [] for _, s in low)  # stored without reasons
+    db.save_scores(dash_engine, list(zip(records, scores)), source="batch")
+    raw, _ = low[0]
+    expected = model.explain([raw])[0]
+    assert expected and expected[0].startswith("lowers risk: ")
+    text = html.unescape(alice.get(f"/events/{raw['object_id']}").get_data(as_text=True))
+    assert all(reason in text for reason in expected)
+    page = html.unescape(alice.get("/queue?tier=low&sort=received&order=desc&per_page=100").get_data(as_text=True))
+    shown = {int(i): reason for i, reason in re.findall(
+        r'<tr class="[^"]*" data-object-id="(\d+)".*?<td class="reason">([^<]*)</td>', page, re.S)}
+    assert all(shown[r["object_id"]].startswith("lowers risk: ") for r, _ in low)
+    assert db.get_prediction(dash_engine, raw["object_id"])["reasons"] == []  # nothing written back
+
+
+def test_event_scored_by_an_older_model_without_reasons_says_so(alice, dash_engine, scored_pairs):
+    raw, score = (dict(x) for x in scored_pairs[3])
+    raw["object_id"] = score["object_id"] = 990000003
+    score.update(reasons=[], model_version="an-older-model")
+    db.save_scores(dash_engine, [(raw, score)])
+    text = re.sub(r"\s+", " ", html.unescape(alice.get("/events/990000003").get_data(as_text=True)))
+    assert "model that scored it (an-older-model) is no longer the one serving" in text
+
+
 def test_unknown_event_is_404(alice):
     response = alice.get("/events/12345")
     assert response.status_code == 404

@@ -53,6 +53,21 @@ def test_empty_batch(tiny_model):
     assert tiny_model.explain([]) == []
 
 
+def test_explaining_only_the_review_tiers(tiny_model, fresh_events):
+    """Batch mode: same probabilities; events at or above medium get exactly the full reasons,
+    the others none (the dashboard explains them when shown)."""
+    events = sorted(fresh_events, key=lambda e: e["acct_type"] == "premium")[:80]  # fraud first
+    p_all, full = tiny_model.predict_and_explain(events)
+    p_review, partial = tiny_model.predict_and_explain(events, review_tiers_only=True)
+    np.testing.assert_allclose(p_review, p_all, rtol=1e-12)
+    risky = p_all >= tiny_model.thresholds["medium"]
+    assert 0 < risky.sum() < len(risky)
+    assert all(partial[i] == (full[i] if risky[i] else []) for i in range(len(risky)))
+    assert tiny_model.predict_and_explain([], review_tiers_only=True)[1] == []
+    low = [e for e, r in zip(events, risky) if not r][:3]
+    assert tiny_model.predict_and_explain(low, review_tiers_only=True)[1] == [[], [], []]
+
+
 def test_predictions_are_deterministic(tiny_model, fresh_events):
     again = model.train(synth.generate_events(2000, seed=3), seed=0, quick=True)
     np.testing.assert_array_equal(again.predict_proba(fresh_events), tiny_model.predict_proba(fresh_events))
