@@ -141,6 +141,8 @@ def batch_rate(model, events, workers, explain=predict.REVIEW_TIERS, engine=None
             model, predict.chunks(events, predict.BATCH_SIZE), workers, explain, rows_for):
         if engine is not None:
             db.save_rows(engine, rows)
+    if engine is not None:
+        db.settle_after_bulk_load(engine)  # as predict.py does after a batch
     return len(events) / (time.perf_counter() - started)
 
 

@@ -45,6 +45,7 @@ def rescore_command(batch_size: int, workers: int | None):
         db.save_rescores(engine, scores)
         total += len(scores)
         click.echo(f"rescored {total} events", err=True)
+    db.settle_after_bulk_load(engine)
     click.echo(f"rescored {total} events with model {model.version}")
 
 

@@ -906,6 +906,7 @@ def load_test_set(engine, model, records: list[dict], test_fraction: float = 0.2
     for start in range(0, len(test), batch_size):
         chunk = test[start:start + batch_size]
         db.save_scores(engine, list(zip(chunk, predict.score_records(model, chunk))), source="test_set")
+    db.settle_after_bulk_load(engine)
     return len(test)
 
 

@@ -219,6 +219,8 @@ def main(argv=None) -> int:
     if total == 0:
         print(f"error: no record at index {args.index} of {args.input}", file=sys.stderr)
         return 2
+    if writer is not None and total >= BATCH_SIZE:
+        db.settle_after_bulk_load(writer.engine)
     elapsed = time.perf_counter() - started
     print(f"scored {total} record(s) in {elapsed:.2f}s ({total / elapsed:,.0f}/s)"
           f"{'' if writer is None else ', stored in the database'}", file=sys.stderr)

@@ -660,3 +660,23 @@ def test_postgres_stopped_while_events_are_written_loses_nothing(pg_writer):
     rows, _ = db.queue(writer.engine, sort="first_received_at", descending=False, per_page=500)
     assert [r["object_id"] for r in rows] == list(range(1, 101))
     assert sum(r["times_received"] for r in rows) == n
+
+
+def test_settling_after_a_bulk_load_refreshes_statistics(engine, caplog):
+    """VACUUM (ANALYZE) on Postgres, ANALYZE on SQLite; a failure is only logged."""
+    from sqlalchemy import text
+
+    db.save_scores(engine, [(raw(i), score(i)) for i in range(1, 40)], source="batch")
+    db.settle_after_bulk_load(engine)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            stats = conn.execute(text("SELECT last_vacuum, last_analyze FROM pg_stat_user_tables "
+                                      "WHERE relname = 'predictions'")).one()
+            assert stats.last_vacuum is not None and stats.last_analyze is not None
+        else:
+            assert conn.execute(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'predictions'")).scalar_one()
+        conn.execute(text("DROP TABLE reviews"))
+        conn.execute(text("DROP TABLE predictions"))
+        conn.commit()
+    db.settle_after_bulk_load(engine)  # no table: logged, not raised
+    assert "could not refresh table statistics" in caplog.text
