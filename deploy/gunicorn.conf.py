@@ -59,6 +59,16 @@ def when_ready(server):
     server.log.info("registering %s:%s with the stream service at %s", ip, port, url)
 
 
+def post_worker_init(worker):
+    """Exempt what the worker loaded at start (model, libraries: about 170,000 objects) from the
+    cyclic garbage collector: a full collection over them took about 90 ms, and /hello's p99 at
+    concurrency 1 was 68 ms without this, 0.5 ms with it. New objects are collected as usual."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker):
     """Let the metrics of a worker that exited stop counting as live gauges."""
     from prometheus_client import multiprocess
