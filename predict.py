@@ -22,6 +22,8 @@ from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk
 DEFAULT_MODEL_PATH = Path("models/model.pkl")
 EXAMPLES_PATH = Path("test_script_examples.json")
 BATCH_SIZE = 2000
+# A file of at least this many events is a bulk load: the table's statistics are refreshed after it.
+SETTLE_AFTER = 10_000
 # explain= value for batch jobs: reasons only for events at or above the medium tier.
 REVIEW_TIERS = "review-tiers"
 
@@ -219,7 +221,7 @@ def main(argv=None) -> int:
     if total == 0:
         print(f"error: no record at index {args.index} of {args.input}", file=sys.stderr)
         return 2
-    if writer is not None and total >= BATCH_SIZE:
+    if writer is not None and total >= SETTLE_AFTER:
         db.settle_after_bulk_load(writer.engine)
     elapsed = time.perf_counter() - started
     print(f"scored {total} record(s) in {elapsed:.2f}s ({total / elapsed:,.0f}/s)"
