@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import features
@@ -98,7 +99,8 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | st
     With ``workers > 1`` the chunks are scored in that many forked processes, each scoring
     whole chunks with the model it inherited (nothing is re-loaded). At most two chunks per
     worker are in flight, so a large file still streams in constant memory, and the caller can
-    store one chunk while the workers score the next ones. ``rows_for`` (a source such as
+    store one chunk while the workers score the next ones. A worker that dies (killed, out of
+    memory) stops the job with BrokenProcessPool instead of leaving it waiting forever. ``rows_for`` (a source such as
     "batch") also turns each chunk into database rows (db.prepare_rows) where it was scored,
     so the storing process only writes them; rows is None otherwise.
     """
@@ -114,16 +116,17 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | st
     global _POOL_MODEL
     _POOL_MODEL = (model, explain, rows_for)  # inherited by the forked workers
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             in_flight = collections.deque()
             for chunk in itertools.chain([first, second], chunks):
-                in_flight.append((chunk, pool.apply_async(_score_in_worker, (chunk,))))
+                in_flight.append((chunk, pool.submit(_score_in_worker, chunk)))
                 if len(in_flight) >= 2 * workers:
                     done, result = in_flight.popleft()
-                    yield done, *result.get()
+                    yield done, *result.result()
             while in_flight:
                 done, result = in_flight.popleft()
-                yield done, *result.get()
+                yield done, *result.result()
     finally:
         _POOL_MODEL = None
 

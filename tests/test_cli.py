@@ -1,9 +1,13 @@
 """Operator commands: init-db, rescore (keeping both model versions), export-labels; predict.py's CLI."""
 import copy
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+import pytest
 
 import db
 import model as model_module
@@ -109,3 +113,19 @@ def test_score_chunks_in_parallel_gives_the_same_scores_in_order(tiny_model):
         assert [{**r, "first_received_at": 0, "last_received_at": 0} for r in rows] == \
             [{**r, "first_received_at": 0, "last_received_at": 0} for r in fresh]
     assert list(predict.score_chunks(tiny_model, iter([]), workers=2)) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_dies_stops_the_batch_instead_of_hanging(tiny_model, monkeypatch):
+    """A scoring worker killed mid-job (say, by the out-of-memory killer) is an error, not a wait."""
+    real = predict.score_records
+
+    def dies_on_the_marked_chunk(model, records, explain=True):
+        if records[0].get("object_id") == -1:
+            os._exit(9)  # runs in the forked worker, which inherited this patch
+        return real(model, records, explain)
+
+    monkeypatch.setattr(predict, "score_records", dies_on_the_marked_chunk)
+    chunks = [EXAMPLES[:2], [dict(EXAMPLES[0], object_id=-1)], EXAMPLES[2:4], EXAMPLES[4:6]]
+    with pytest.raises(BrokenProcessPool):
+        list(predict.score_chunks(tiny_model, iter(chunks), workers=2))
