@@ -112,7 +112,8 @@ class Sender(threading.Thread):
         while True:
             try:
                 response = post_event(self.port, self.bodies[object_id])
-            except requests.ConnectionError as exc:
+            # No whole answer: no connection, or a worker killed between its headers and its body.
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 self.failures.append((object_id, type(exc).__name__))
                 if not self.retry or time.monotonic() > deadline:
                     return
