@@ -264,8 +264,8 @@ def init_db(engine: Engine) -> None:
 
 
 # Postgres compresses values over ~2 KB (the payload, the description, payout lists) with pglz
-# by default; lz4 (Postgres 14+) is several times faster. Measured on the 100,000-event batch:
-# about 20 % more events stored per second.
+# by default; lz4 (Postgres 14+) is several times faster. Measured: batch writes of 3,000 events
+# 2,478 -> 3,033 per second alone, 1,786 -> 1,974 per second with scoring alongside.
 _LZ4_PENDING = text(
     "SELECT count(*) FROM pg_attribute WHERE attrelid = 'predictions'::regclass "
     "AND attname IN ('raw_payload', 'description', 'previous_payouts', 'ticket_types', 'org_desc') "
