@@ -229,8 +229,9 @@ def main(argv=None) -> int:
         server.start()
         stores["postgres"] = server.create_database("bench")
     try:
-        # Every /score measurement comes before the bulk loads: the disk's write-back after a
-        # 100,000-event load (over a gigabyte) would otherwise slow the next commits' fsyncs.
+        # Every /score measurement comes before the bulk loads, so the latency runs never share
+        # the disk with the write-back of a 100,000-event load (over a gigabyte). (Measured: the
+        # order made no visible difference; run-to-run noise on this VM is larger.)
         for label, url in stores.items():
             engine = db.make_engine(url)
             db.init_db(engine)
