@@ -85,13 +85,6 @@ def _object_id(record: dict):
     return value
 
 
-def score_and_store(model: FraudModel, writer, records: list[dict], source: str = "batch") -> list[dict]:
-    """Score records and hand each (raw record, score) pair to a db.ScoreWriter."""
-    scores = score_records(model, records)
-    writer.write(list(zip(records, scores)), source=source)
-    return scores
-
-
 def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | str = REVIEW_TIERS,
                  rows_for: str | None = None):
     """Yield ``(chunk, scores, rows)`` for each chunk of records, in order.
