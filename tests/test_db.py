@@ -8,6 +8,7 @@ including a real Postgres server stopped while events are being written.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import multiprocessing
 import sqlite3
@@ -599,9 +600,11 @@ def pg_writer(postgres_server, tmp_path):
     name = f"outage_{uuid.uuid4().hex[:12]}"
     engine = db.make_engine(postgres_server.create_database(name))
     db.init_db(engine)
-    yield db.ScoreWriter(engine, db.Spool(tmp_path / "spool")), postgres_server
+    writer = db.ScoreWriter(engine, db.Spool(tmp_path / "spool"))
+    yield writer, postgres_server
     if not postgres_server.running:
         postgres_server.start()
+    writer.dispose()
     engine.dispose()
     postgres_server.drop_database(name)
 
@@ -621,6 +624,24 @@ def test_postgres_down_events_spool_and_arrive_once_in_order(pg_writer):
     row = db.get_prediction(writer.engine, 1)
     assert row["times_received"] == 3 and row["name"] == "v2" and row["last_received_at"] == T0 + 3
     assert db.count_predictions(writer.engine) == 3
+
+
+@pytest.mark.postgres
+def test_one_event_after_a_postgres_restart_is_stored_at_once_and_counted_once(pg_writer, caplog):
+    """One event goes by the single-statement path, which has no pre-ping: a connection the
+    restart killed is replaced and the write tried again, instead of spooling the event."""
+    writer, server = pg_writer
+    assert writer.write([(raw(1, name="before"), score(1))], received_at=T0) == "stored"
+    assert writer._single_event_engine is not None, "one event did not take the single-statement path"
+    server.restart()
+    with caplog.at_level(logging.INFO, logger="db"):
+        assert writer.write([(raw(1, name="after"), score(1))], received_at=T0 + 1) == "stored"
+    assert "writing again on a new one" in caplog.text  # the dead connection was met, not skipped
+    assert writer.write([(raw(2), score(2))], received_at=T0 + 2) == "stored"
+    assert writer.spool.depth() == 0
+    row = db.get_prediction(writer.engine, 1)
+    assert row["times_received"] == 2 and row["name"] == "after"
+    assert db.count_predictions(writer.engine) == 2
 
 
 @pytest.mark.postgres
