@@ -1358,7 +1358,10 @@ class ScoreWriter:
     def __init__(self, engine: Engine, spool: Spool):
         self.engine = engine
         self.spool = spool
-        self._single_event_engine: Engine | None = None  # Postgres, made on first use (_write_direct)
+        # Postgres: the one-event writes' own pool (see _write_direct); it connects on first use.
+        self._single_event_engine = make_engine(
+            engine.url.render_as_string(hide_password=False), single_statements=True,
+        ) if engine.dialect.name == "postgresql" else None
 
     def write(self, items, source: str = "stream", received_at=None) -> str:
         """Store (raw, score) pairs: 'stored' in the database or 'spooled'; SpoolUnavailable if neither."""
@@ -1402,13 +1405,10 @@ class ScoreWriter:
         would have done before it. The window the class docstring names stays the same size:
         a statement whose commit happened but whose reply was lost is counted again.
         """
-        if len(rows) != 1 or self.engine.dialect.name != "postgresql":
+        if len(rows) != 1 or self._single_event_engine is None:
             with self.engine.begin() as conn:
                 _upsert_rows(conn, rows)
             return
-        if self._single_event_engine is None:
-            self._single_event_engine = make_engine(
-                self.engine.url.render_as_string(hide_password=False), single_statements=True)
         for attempt in (1, 2):
             try:
                 with self._single_event_engine.connect() as conn:
@@ -1423,7 +1423,6 @@ class ScoreWriter:
         """Close the connections this writer opened itself (the engine it was given is the caller's)."""
         if self._single_event_engine is not None:
             self._single_event_engine.dispose()
-            self._single_event_engine = None
 
     def _drain_quietly(self) -> None:
         """Drain if this process can; a failure only postpones it to the next write."""

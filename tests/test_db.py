@@ -632,7 +632,7 @@ def test_one_event_after_a_postgres_restart_is_stored_at_once_and_counted_once(p
     restart killed is replaced and the write tried again, instead of spooling the event."""
     writer, server = pg_writer
     assert writer.write([(raw(1, name="before"), score(1))], received_at=T0) == "stored"
-    assert writer._single_event_engine is not None, "one event did not take the single-statement path"
+    assert writer._single_event_engine.pool.checkedin() == 1, "one event did not take the single-statement path"
     server.restart()
     with caplog.at_level(logging.INFO, logger="db"):
         assert writer.write([(raw(1, name="after"), score(1))], received_at=T0 + 1) == "stored"
