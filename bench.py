@@ -152,16 +152,30 @@ def batch_rate(model, events, workers, explain=predict.REVIEW_TIERS, engine=None
     chunk when given an engine."""
     started = time.perf_counter()
     rows_for = None if engine is None else "batch"
-    for _chunk, _scores, rows in predict.score_chunks(
+    for result in predict.score_chunks(
             model, predict.chunks(events, predict.BATCH_SIZE), workers, explain, rows_for):
         if engine is not None:
-            db.save_rows(engine, rows)
+            db.save_rows(engine, result.rows)
     if engine is not None:
         db.settle_after_bulk_load(engine)  # as predict.py does after a batch
     return len(events) / (time.perf_counter() - started)
 
 
-def bench_batch(model, events, engine, results, label):
+def file_batch_rate(model, events, workers, workdir) -> float:
+    """Events per second scoring a .jsonl file of the events as ``predict.py --all --no-db``
+    does: lines read by the parent, parsed, checked and scored by the workers."""
+    path = Path(workdir) / "batch.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(event) + "\n" for event in events)
+    started = time.perf_counter()
+    scored = sum(len(result.scores) for result in predict.score_chunks(
+        model, predict.chunks(predict.read_input(path), predict.BATCH_SIZE), workers))
+    rate = scored / (time.perf_counter() - started)
+    path.unlink()
+    return rate
+
+
+def bench_batch(model, events, engine, results, label, workdir):
     """Batch scoring of all events: events/s without database writes (as batch jobs run: one
     process per core, reasons for the review tiers; also one process, every event explained,
     and no reasons at all) and with them (as batch jobs run)."""
@@ -172,6 +186,7 @@ def bench_batch(model, events, engine, results, label):
         results["batch_no_db_one_process_eps"] = batch_rate(model, events, 1)
         results["batch_no_db_all_reasons_eps"] = batch_rate(model, events, workers, explain=True)
         results["batch_no_db_no_reasons_eps"] = batch_rate(model, events, workers, explain=False)
+        results["batch_file_no_db_eps"] = file_batch_rate(model, events, workers, workdir)
     results[f"batch_db_{label}_eps"] = batch_rate(model, events, workers, engine=engine)
 
 
@@ -251,7 +266,7 @@ def main(argv=None) -> int:
         for label, url in stores.items():
             engine = db.make_engine(url)
             print(f"bench: batch scoring into {label} ...", file=sys.stderr)
-            bench_batch(model, events, engine, results, label)
+            bench_batch(model, events, engine, results, label, workdir)
             print(f"bench: dashboard on {label} ({db.count_predictions(engine):,} stored) ...", file=sys.stderr)
             bench_dashboard(url, args.model, workdir, results, label)
             engine.dispose()
@@ -297,6 +312,8 @@ def format_table(r: dict, args) -> str:
         f"| ... in 1 process | {r['batch_no_db_one_process_eps']:,.0f} events/s | |",
         f"| ... every event explained | {r['batch_no_db_all_reasons_eps']:,.0f} events/s | |",
         f"| ... no reasons at all | {r['batch_no_db_no_reasons_eps']:,.0f} events/s | |",
+        f"| ... from a .jsonl file, parsed and checked in the workers (predict.py --all --no-db) | "
+        f"{r['batch_file_no_db_eps']:,.0f} events/s | |",
     ]
     for store in ("sqlite", "postgres"):
         if f"batch_db_{store}_eps" in r:

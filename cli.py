@@ -41,9 +41,9 @@ def rescore_command(batch_size: int, workers: int | None):
     model = current_app.extensions["fraud_model"]
     total = 0
     batches = db.iter_raw_payloads(engine, batch_size)
-    for _batch, scores, _rows in predict.score_chunks(model, batches, workers or predict.default_workers()):
-        db.save_rescores(engine, scores)
-        total += len(scores)
+    for result in predict.score_chunks(model, batches, workers or predict.default_workers()):
+        db.save_rescores(engine, result.scores)
+        total += len(result.scores)
         click.echo(f"rescored {total} events", err=True)
     db.settle_after_bulk_load(engine)
     click.echo(f"rescored {total} events with model {model.version}")

@@ -16,8 +16,10 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import features
+import validation
 from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
 
 DEFAULT_MODEL_PATH = Path("models/model.pkl")
@@ -85,9 +87,22 @@ def _object_id(record: dict):
     return value
 
 
+class Scored(NamedTuple):
+    """One chunk's outcome: the scores of its usable records (in input order), their database
+    rows (None unless asked for) and the input items it refused, as (where, reason, text)."""
+    scores: list[dict]
+    rows: list[dict] | None
+    refused: list[tuple[str, str, bytes]]
+
+
 def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | str = REVIEW_TIERS,
                  rows_for: str | None = None):
-    """Yield ``(chunk, scores, rows)`` for each chunk of records, in order.
+    """Yield a :class:`Scored` for each chunk, in order.
+
+    A chunk holds records the app already has (dicts, scored as they are) or items of an input
+    file (``(where, raw)`` pairs from :func:`read_input`), which are parsed and checked with
+    /score's rules where they are scored; one that fails is refused with its reason, and the
+    rest of the chunk is scored.
 
     With ``workers > 1`` the chunks are scored in that many forked processes, each scoring
     whole chunks with the model it inherited (nothing is re-loaded). At most two chunks per
@@ -95,7 +110,7 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | st
     store one chunk while the workers score the next ones. A worker that dies (killed, out of
     memory) stops the job with BrokenProcessPool instead of leaving it waiting forever. ``rows_for`` (a source such as
     "batch") also turns each chunk into database rows (db.prepare_rows) where it was scored,
-    so the storing process only writes them; rows is None otherwise.
+    so the storing process only writes them.
     """
     chunks = iter(chunks)
     first = next(chunks, None)
@@ -104,7 +119,7 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | st
     second = next(chunks, None)
     if workers <= 1 or second is None:  # one chunk: forking would cost more than it saves
         for chunk in itertools.chain([first], [] if second is None else [second], chunks):
-            yield chunk, *_score_chunk(model, chunk, explain, rows_for)
+            yield _score_chunk(model, chunk, explain, rows_for)
         return
     global _POOL_MODEL
     _POOL_MODEL = (model, explain, rows_for)  # inherited by the forked workers
@@ -113,13 +128,11 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | st
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             in_flight = collections.deque()
             for chunk in itertools.chain([first, second], chunks):
-                in_flight.append((chunk, pool.submit(_score_in_worker, chunk)))
+                in_flight.append(pool.submit(_score_in_worker, chunk))
                 if len(in_flight) >= 2 * workers:
-                    done, result = in_flight.popleft()
-                    yield done, *result.result()
+                    yield in_flight.popleft().result()
             while in_flight:
-                done, result = in_flight.popleft()
-                yield done, *result.result()
+                yield in_flight.popleft().result()
     finally:
         _POOL_MODEL = None
 
@@ -127,20 +140,44 @@ def score_chunks(model: FraudModel, chunks, workers: int = 1, explain: bool | st
 _POOL_MODEL = None
 
 
-def _score_in_worker(chunk: list[dict]):
+def _score_in_worker(chunk: list) -> Scored:
     """_score_chunk in a pool worker, with the model inherited from the parent."""
     model, explain, rows_for = _POOL_MODEL
     return _score_chunk(model, chunk, explain, rows_for)
 
 
-def _score_chunk(model: FraudModel, chunk: list[dict], explain: bool | str, rows_for: str | None):
-    """(scores, database rows or None) of one chunk."""
-    scores = score_records(model, chunk, explain)
+def _score_chunk(model: FraudModel, chunk: list, explain: bool | str, rows_for: str | None) -> Scored:
+    """Check, score and (if asked) turn into database rows one chunk."""
+    records, refused = _usable(chunk)
+    scores = score_records(model, records, explain)
     if rows_for is None:
-        return scores, None
+        return Scored(scores, None, refused)
     import db  # only batch jobs that store need the database layer
 
-    return scores, db.prepare_rows(list(zip(chunk, scores)), source=rows_for)
+    return Scored(scores, db.prepare_rows(list(zip(records, scores)), source=rows_for), refused)
+
+
+def _usable(chunk: list) -> tuple[list[dict], list[tuple[str, str, bytes]]]:
+    """The records of a chunk that can be scored and stored, and the refused items.
+
+    A dict is a record the app already holds and is taken as it is. A ``(where, raw)`` pair
+    comes from an input file: ``raw`` is the bytes of a .jsonl line, parsed as /score parses a
+    body, or a record parsed from a .json array; either is checked as /score checks an event.
+    """
+    records, refused = [], []
+    for item in chunk:
+        if isinstance(item, dict):
+            records.append(item)
+            continue
+        where, raw = item
+        try:
+            event = validation.parse_json_body(raw) if isinstance(raw, bytes) else raw
+            records.append(validation.check_event(event))
+        except validation.InvalidEvent as exc:
+            text = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else json.dumps(raw, default=str).encode("utf-8")
+            reason = str(exc) if exc.field is None else f"{exc} (field: {exc.field})"
+            refused.append((where, reason, text))
+    return records, refused
 
 
 def default_workers() -> int:
@@ -149,15 +186,26 @@ def default_workers() -> int:
 
 
 def read_input(path: Path):
-    """Yield raw records from a .json (one object or an array) or a .jsonl file, keeping NaN."""
+    """An iterator of ``(where, raw)`` for each record of a .jsonl file (raw: the line's bytes,
+    parsed and checked where it is scored) or of a .json file holding one object or an array
+    (raw: the parsed record); ``where`` ("line 7", "record 3") names it in messages.
+
+    The file is opened (a .json file also parsed) before this returns, so a missing file
+    raises OSError and a .json file that is not JSON validation.InvalidEvent here.
+    """
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
-        return
-    parsed = json.loads(path.read_text("utf-8"))
-    yield from (parsed if isinstance(parsed, list) else [parsed])
+        return _jsonl_lines(open(path, "rb"))
+    parsed = validation.parse_json_body(path.read_bytes())
+    return ((f"record {number}", record)
+            for number, record in enumerate(parsed if isinstance(parsed, list) else [parsed]))
+
+
+def _jsonl_lines(handle):
+    """(where, bytes) for each non-blank line of an open .jsonl file, closing it at the end."""
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield f"line {number}", line
 
 
 def chunks(iterable, size: int):
@@ -199,30 +247,59 @@ def main(argv=None) -> int:
         engine = db.make_engine(db.database_url(Path("instance")))
         db.init_db(engine)
         writer = db.ScoreWriter(engine, db.Spool(Path(os.environ.get("SPOOL_DIR", "instance/spool"))))
-    records = read_input(args.input)
+    try:
+        records = read_input(args.input)
+    except (OSError, validation.InvalidEvent) as exc:  # no such file, or a .json file that is not JSON
+        print(f"error: cannot read {args.input}: {exc}", file=sys.stderr)
+        return 2
     if not args.all:
         records = itertools.islice(records, args.index, args.index + 1)
-    total, started = 0, time.perf_counter()
+    total, refused, started = 0, 0, time.perf_counter()
     workers = args.workers or default_workers()
     rows_for = None if writer is None else "batch"
     explain = REVIEW_TIERS if args.all and not args.all_reasons else True
-    for _chunk, scores, rows in score_chunks(model, chunks(records, BATCH_SIZE), workers, explain, rows_for):
+    for result in score_chunks(model, chunks(records, BATCH_SIZE), workers, explain, rows_for):
         if writer is not None:
-            writer.write_rows(rows)
-        total += len(scores)
+            writer.write_rows(result.rows)
+        for where, reason, text in result.refused:
+            refused += 1
+            _report_refused(args.input, where, reason, text, refused, writer)
+        total += len(result.scores)
         if not args.quiet:
-            for score in scores:
+            for score in result.scores:
                 print(json.dumps({k: score[k] for k in (
                     "object_id", "fraud_probability", "risk_tier", "reasons", "model_version")}))
-    if total == 0:
+    if total == 0 and refused == 0:
         print(f"error: no record at index {args.index} of {args.input}", file=sys.stderr)
         return 2
     if writer is not None and total >= SETTLE_AFTER:
         db.settle_after_bulk_load(writer.engine)
     elapsed = time.perf_counter() - started
     print(f"scored {total} record(s) in {elapsed:.2f}s ({total / elapsed:,.0f}/s)"
-          f"{'' if writer is None else ', stored in the database'}", file=sys.stderr)
-    return 0
+          f"{'' if writer is None else ', stored in the database'}"
+          f"{f'; refused {refused} (exit status 1)' if refused else ''}", file=sys.stderr)
+    return 1 if refused else 0
+
+
+# Refused records are named one by one up to this many; after that only counted (and, when
+# storing, all kept in the rejects table).
+SHOWN_REFUSALS = 20
+
+
+def _report_refused(path: Path, where: str, reason: str, text: bytes, count: int, writer) -> None:
+    """Name a refused input record on stderr and keep it in the rejects table when storing."""
+    if count <= SHOWN_REFUSALS:
+        print(f"refused {path} {where}: {reason}", file=sys.stderr)
+    elif count == SHOWN_REFUSALS + 1:
+        print(f"(further refusals are counted, not listed{'' if writer is None else '; all are in the rejects table'})",
+              file=sys.stderr)
+    if writer is not None:
+        import db
+
+        try:
+            db.record_reject(writer.engine, reason, text, f"{path} {where}")
+        except db.DatabaseUnavailable as exc:
+            print(f"could not keep the refused {where} in the database: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -105,14 +105,64 @@ def test_score_chunks_in_parallel_gives_the_same_scores_in_order(tiny_model):
     first = next(results)
     assert len(pulled) <= 2 * 2 + 1 < len(chunked)
     results = [first, *results]
-    assert [chunk for chunk, _, _ in results] == chunked
     expected = [predict.score_records(tiny_model, c, predict.REVIEW_TIERS) for c in chunked]
-    assert [scores for _, scores, _ in results] == expected
-    for (chunk, _, rows), scores in zip(results, expected):  # rows prepared in the worker
+    assert [result.scores for result in results] == expected
+    assert all(result.refused == [] for result in results)
+    for chunk, result, scores in zip(chunked, results, expected):  # rows prepared in the worker
         fresh = db.prepare_rows(list(zip(chunk, scores)), source="batch")
-        assert [{**r, "first_received_at": 0, "last_received_at": 0} for r in rows] == \
+        assert [{**r, "first_received_at": 0, "last_received_at": 0} for r in result.rows] == \
             [{**r, "first_received_at": 0, "last_received_at": 0} for r in fresh]
     assert list(predict.score_chunks(tiny_model, iter([]), workers=2)) == []
+
+
+def test_file_records_are_parsed_and_checked_in_the_workers_and_the_bad_ones_refused(tiny_model):
+    """Lines of an input file go to the workers as bytes; one that /score would refuse is
+    refused with its place and reason, and the rest of its chunk is scored."""
+    good = [dict(e, object_id=2000 + i) for i, e in enumerate(EXAMPLES[:4])]
+    lines = [json.dumps(e).encode() + b"\n" for e in good]
+    lines.insert(1, b'{"object_id": 7, "name": 5}\n')      # a field of the wrong type
+    lines.insert(3, b'{"object_id": NaN, "name": "x"}\n')  # NaN token parses; no usable id
+    lines.append(b"{not json\n")
+    items = [(f"line {n}", line) for n, line in enumerate(lines, start=1)]
+    results = list(predict.score_chunks(tiny_model, iter([items[:4], items[4:]]), workers=2, rows_for="batch"))
+    scored = [s["object_id"] for result in results for s in result.scores]
+    assert scored == [e["object_id"] for e in good]
+    refused = [(where, reason) for result in results for where, reason, _ in result.refused]
+    assert [where for where, _ in refused] == ["line 2", "line 4", "line 7"]
+    assert "'name' must be a string" in refused[0][1] and "object_id is required" in refused[1][1]
+    assert refused[2][1].startswith("malformed JSON")
+    assert results[1].refused[-1][2] == b"{not json"  # the text itself, kept for the rejects table
+    assert [r["object_id"] for result in results for r in result.rows] == scored
+
+
+def test_predict_cli_refuses_bad_lines_keeps_them_and_stores_the_rest(tiny_model_path, tmp_path):
+    """A bad line does not stop the job: it is named on stderr, kept in rejects, and the exit
+    status says something was refused; a missing or unreadable file is an error."""
+    path = tmp_path / "events.jsonl"
+    good = [dict(e, object_id=3000 + i) for i, e in enumerate(EXAMPLES[:3])]
+    path.write_text(json.dumps(good[0]) + "\n[1, 2]\n\n" + json.dumps(good[1]) + "\n{oops\n"
+                    + json.dumps(good[2]) + "\n")
+    env_db = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"DATABASE_URL": env_db, "SPOOL_DIR": str(tmp_path / "spool"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--all", "--quiet",
+                           "--input", str(path)], capture_output=True, text=True, env=env)
+    assert done.returncode == 1, done.stderr
+    assert f"refused {path} line 2: an event must be a JSON object" in done.stderr
+    assert f"refused {path} line 5: malformed JSON" in done.stderr
+    assert "scored 3 record(s)" in done.stderr and "refused 2" in done.stderr
+    engine = db.make_engine(env_db)
+    assert db.count_predictions(engine) == 3
+    rejects = db.recent_rejects(engine)
+    assert sorted((r["remote_addr"], r["body"]) for r in rejects) == [
+        (f"{path} line 2", "[1, 2]"), (f"{path} line 5", "{oops")]
+    engine.dispose()
+    for bad, message in ((tmp_path / "none.jsonl", "No such file"), (tmp_path / "broken.json", "malformed JSON")):
+        if bad.suffix == ".json":
+            bad.write_text('{"object_id": ')
+        failed = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--all",
+                                 "--no-db", "--input", str(bad)], capture_output=True, text=True)
+        assert failed.returncode == 2 and f"error: cannot read {bad}" in failed.stderr
+        assert message in failed.stderr and "Traceback" not in failed.stderr
 
 
 @pytest.mark.timeout(120)
