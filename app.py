@@ -322,7 +322,7 @@ def _reject(reason: str, status: int, body: bytes = b"", field: str | None = Non
         db.record_reject(current_app.extensions["db_engine"], reason, body[:limit], _client_address())
     except db.DatabaseUnavailable as exc:
         log.error("could not record the rejected body in the database: %s", exc)
-    abort(status, description=reason if field is None else f"{reason} (field: {field})")
+    abort(status, description=validation.describe(reason, field))
 
 
 def health():

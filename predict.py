@@ -175,8 +175,7 @@ def _usable(chunk: list) -> tuple[list[dict], list[tuple[str, str, bytes]]]:
             records.append(validation.check_event(event))
         except validation.InvalidEvent as exc:
             text = raw.rstrip(b"\r\n") if isinstance(raw, bytes) else json.dumps(raw, default=str).encode("utf-8")
-            reason = str(exc) if exc.field is None else f"{exc} (field: {exc.field})"
-            refused.append((where, reason, text))
+            refused.append((where, validation.describe(str(exc), exc.field), text))
     return records, refused
 
 

@@ -77,6 +77,11 @@ class InvalidEvent(ValueError):
         self.status = status
 
 
+def describe(reason: str, field: str | None = None) -> str:
+    """A refusal as /score answers it: the reason, naming the field when there is one."""
+    return reason if field is None else f"{reason} (field: {field})"
+
+
 def parse_json_body(body: bytes):
     """Parse a request body as the stream writes it: UTF-8 JSON with bare NaN/Infinity allowed."""
     try:
