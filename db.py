@@ -1371,26 +1371,25 @@ class ScoreWriter:
         """Store rows made by prepare_rows: 'stored' or 'spooled'; SpoolUnavailable if neither."""
         if not rows:
             return "stored"
-        entry = new_entry(rows)
         if not self.spool.is_empty():
             try:
                 self.drain()
             except DatabaseUnavailable as error:
                 log.warning("database still unavailable, spooling %d event(s): %s", len(rows), error)
-                self.spool.append_entry(entry)
+                self.spool.append_entry(new_entry(rows))
                 return "spooled"
             except OSError as error:  # the spool's disk fails: storing out of order beats losing the event
                 log.error("spool cannot be drained, writing directly: %s", error)
             else:
                 if not self.spool.is_empty():  # another process is draining: queue behind it
-                    self.spool.append_entry(entry)
+                    self.spool.append_entry(new_entry(rows))
                     self._drain_quietly()
                     return "spooled"
         try:
             self._write_direct(rows)
         except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
             log.warning("database refused a write, spooling %d event(s): %s", len(rows), _short_error(error))
-            self.spool.append_entry(entry)
+            self.spool.append_entry(new_entry(rows))
             return "spooled"
         return "stored"
 

@@ -29,6 +29,9 @@ BATCH_SIZE = 2000
 SETTLE_AFTER = 10_000
 # explain= value for batch jobs: reasons only for events at or above the medium tier.
 REVIEW_TIERS = "review-tiers"
+# Refused records of an input file are named one by one up to this many; after that only
+# counted (and, when storing, all kept in the rejects table).
+SHOWN_REFUSALS = 20
 
 
 def model_path(path: str | Path | None = None) -> Path:
@@ -278,11 +281,6 @@ def main(argv=None) -> int:
           f"{'' if writer is None else ', stored in the database'}"
           f"{f'; refused {refused} (exit status 1)' if refused else ''}", file=sys.stderr)
     return 1 if refused else 0
-
-
-# Refused records are named one by one up to this many; after that only counted (and, when
-# storing, all kept in the rejects table).
-SHOWN_REFUSALS = 20
 
 
 def _report_refused(path: Path, where: str, reason: str, text: bytes, count: int, writer) -> None:
