@@ -6,6 +6,7 @@ nothing happens at import time.
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -44,6 +45,7 @@ DEFAULTS = {
     "SCORE_API_KEY": None,  # set: /score requires the X-API-Key header
     "SCORE_ALLOWLIST": None,  # set: comma-separated addresses/networks allowed to POST /score
     "DEMO_MODE": False,  # True: show stored (test-set) events, write nothing new
+    "STORE_AFTER_ANSWER": True,  # /score answers once scored, then stores (False: store, then answer)
     "TRUST_PROXY": False,  # True behind nginx: take the client address from X-Forwarded-For
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -52,7 +54,7 @@ DEFAULTS = {
     "ALLOW_DEBUG": False,  # debug mode (FLASK_DEBUG=1) starts only with ALLOW_DEBUG=1, never in production
 }
 
-_BOOL = ("DEMO_MODE", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
+_BOOL = ("DEMO_MODE", "STORE_AFTER_ANSWER", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
 _INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH")
 _FLOAT = ("REGISTER_INTERVAL",)
 _STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLIC_IP",
@@ -270,20 +272,75 @@ def score():
         events, is_batch = validation.events_from_payload(payload, current_app.config["MAX_BATCH"])
     except validation.InvalidEvent as exc:
         _reject(str(exc), exc.status, body, field=exc.field)
+    confirm = _confirm_requested(body)
     model = current_app.extensions["fraud_model"]
     scores = predict.score_records(model, events)
-    stored = "not stored (demo mode)"
-    if not current_app.config["DEMO_MODE"]:
-        try:
-            stored = _store(list(zip(events, scores)))
-        except db.SpoolUnavailable as exc:
-            log.error("event %s could not be stored anywhere: %s", scores[0]["object_id"], exc)
-            abort(503, description="the event was scored but could not be stored: database and spool "
-                                   "are both unavailable; send it again later")
+    items = list(zip(events, scores))
+    if current_app.config["DEMO_MODE"]:
+        return _answer(scores, is_batch, "not stored (demo mode)")
+    if not confirm and _may_store_after_answer():
+        response = _answer(scores, is_batch, "pending")
+        response.call_on_close(functools.partial(
+            _store_after_answer, current_app._get_current_object(), items, g.request_id))
+        return response
+    try:
+        stored = _store(items)
+    except db.SpoolUnavailable as exc:
+        log.error("event %s could not be stored anywhere: %s", scores[0]["object_id"], exc)
+        abort(503, description="the event was scored but could not be stored: database and spool "
+                               "are both unavailable; send it again later")
+    return _answer(scores, is_batch, stored)
+
+
+def _answer(scores: list[dict], is_batch: bool, stored: str) -> Response:
+    """The scores as JSON, each saying where its event went; counted in the metrics."""
     metrics.observe_scores(scores)
     for item in scores:
         item["stored"] = stored
     return jsonify(scores if is_batch else scores[0])
+
+
+def _confirm_requested(body: bytes) -> bool:
+    """``?confirm=true``: answer only once the event is stored (400 for a value that is not a yes or no)."""
+    value = request.args.get("confirm")
+    if value is None:
+        return False
+    choice = _YES_NO.get(value.strip().lower())
+    if choice is None:
+        _reject(f"confirm must be true or false, not {value[:40]!r}", 400, body, field="confirm")
+    return choice
+
+
+_YES_NO = {"1": True, "true": True, "yes": True, "on": True, "": True,
+           "0": False, "false": False, "no": False, "off": False}
+
+
+def _may_store_after_answer() -> bool:
+    """Answer first, store right after (see _store_after_answer), when storing is expected to work."""
+    app = current_app
+    return (app.config["STORE_AFTER_ANSWER"] and app.extensions["schema_ready"]
+            and app.extensions["score_writer"].can_write_later())
+
+
+def _store_after_answer(app: Flask, items, request_id: str) -> None:
+    """Store events whose answer has been sent: the WSGI server calls this when it closes the
+    response, in the same worker, before that worker takes another request. The event goes to
+    the database, or to the spool if the database fails now; the next request then stores
+    before answering again (ScoreWriter.can_write_later), so failures are reported to callers.
+    Nothing is raised into the server: a write that found no home is logged and counted."""
+    ids = ", ".join(str(score["object_id"]) for _, score in items[:10])
+    with app.app_context():
+        try:
+            outcome = _store(items)
+        except db.SpoolUnavailable as exc:
+            log.error("event %s was answered but could not be stored anywhere: %s request_id=%s", ids, exc, request_id)
+            metrics.observe_unstored(len(items))
+        except Exception:  # noqa: BLE001 -- the answer is sent; this worker must go on serving
+            log.exception("event %s was answered but storing it failed request_id=%s", ids, request_id)
+            metrics.observe_unstored(len(items))
+        else:
+            if outcome != "stored":
+                log.warning("event %s was answered, then %s request_id=%s", ids, outcome, request_id)
 
 
 def _request_body() -> bytes:

@@ -1355,9 +1355,14 @@ class ScoreWriter:
     another process is never stranded.
     """
 
+    SPOOL_RECHECK_SECONDS = 1.0
+
     def __init__(self, engine: Engine, spool: Spool):
         self.engine = engine
         self.spool = spool
+        # False once a write did not reach the database (spooled, or failed): see can_write_later.
+        self.last_write_stored = True
+        self._spool_checked = (-math.inf, False)  # (time.monotonic() of the check, writable)
         # Postgres: the one-event writes' own pool (see _write_direct); it connects on first use.
         self._single_event_engine = make_engine(
             engine.url.render_as_string(hide_password=False), single_statements=True,
@@ -1367,8 +1372,27 @@ class ScoreWriter:
         """Store (raw, score) pairs: 'stored' in the database or 'spooled'; SpoolUnavailable if neither."""
         return self.write_rows(prepare_rows(items, source, received_at))  # ValueError before writing
 
+    def can_write_later(self) -> bool:
+        """True when a caller may answer before writing: the last write reached the database and
+        the spool could take the event if the database failed now (checked at most a second
+        ago). Otherwise the caller should write first, so that it can report where the event
+        went, or that it went nowhere (app.py answers 503 then)."""
+        if not self.last_write_stored:
+            return False
+        checked_at, writable = self._spool_checked
+        if time.monotonic() - checked_at >= self.SPOOL_RECHECK_SECONDS:  # a check is 4 system calls
+            writable = self.spool.writable()
+            self._spool_checked = (time.monotonic(), writable)
+        return writable
+
     def write_rows(self, rows: list[dict]) -> str:
         """Store rows made by prepare_rows: 'stored' or 'spooled'; SpoolUnavailable if neither."""
+        self.last_write_stored = False
+        outcome = self._write_rows(rows)
+        self.last_write_stored = outcome == "stored"
+        return outcome
+
+    def _write_rows(self, rows: list[dict]) -> str:
         if not rows:
             return "stored"
         if not self.spool.is_empty():

@@ -15,6 +15,8 @@ from prometheus_client import REGISTRY, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 SCORES = Counter("fraud_scores_total", "Events scored, by risk tier.", ["tier"])
+UNSTORED = Counter("fraud_events_unstored_total",
+                   "Events answered but then stored nowhere (database and spool both failed).")
 REJECTS = Counter("fraud_score_rejects_total", "Bodies refused by /score, by HTTP status.", ["status"])
 LATENCY = Histogram(
     "fraud_request_duration_seconds", "Time to answer a request, by endpoint and status.",
@@ -32,6 +34,11 @@ def observe_scores(scores: list[dict]) -> None:
     """Count scored events by tier."""
     for score in scores:
         SCORES.labels(tier=score["risk_tier"]).inc()
+
+
+def observe_unstored(count: int) -> None:
+    """Count events that were answered but could not be stored anywhere afterwards."""
+    UNSTORED.inc(count)
 
 
 def observe_reject(status: int) -> None:

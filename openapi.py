@@ -51,7 +51,11 @@ def spec() -> dict:
             "expected_loss": {"type": "number", "description": "fraud_probability × money_at_stake"},
             "reasons": {"type": "array", "items": {"type": "string"}},
             "model_version": {"type": "string"},
-            "stored": {"type": "string", "description": "stored, spooled, or not stored (demo mode)"},
+            "stored": {"type": "string", "enum": ["pending", "stored", "spooled", "not stored (demo mode)"],
+                       "description": "pending: answered first, stored by the same worker right after "
+                                      "(database, or spool if the database fails then); stored or "
+                                      "spooled: stored before answering (while the database is "
+                                      "away, or with confirm=true)"},
         },
     }
     return {
@@ -64,6 +68,11 @@ def spec() -> dict:
                 "200": {"description": "Hello, World!", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/score": {"post": {
                 "summary": "Score and store one event, or an array of up to 1,000",
+                "parameters": [{"name": "confirm", "in": "query", "required": False,
+                                "schema": {"type": "boolean"},
+                                "description": "true: answer only once the event is stored (stored or "
+                                               "spooled, or 503 if it could not be); default: answer "
+                                               "once scored and store right after (pending)"}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
                     {"$ref": "#/components/schemas/Event"},
                     {"type": "array", "items": {"$ref": "#/components/schemas/Event"},

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 import db
 from tests.pgserver import PostgresServer, PostgresUnavailable
@@ -72,6 +74,17 @@ def tiny_model(tiny_model_path):
 # ============================================================================ app fixtures
 # flaskr-style: `make_app(**config)` builds an isolated app on the test's database; `app`,
 # `client` and `runner` are the default one. Runs on SQLite and Postgres through `db_url`.
+
+class ServerLikeClient(FlaskClient):
+    """Flask's test client, reading every response to its end and closing it as a WSGI server
+    does. Left unclosed, a response would not run its on-close work (/score stores an event
+    after its answer is sent), and a test would look for a row before it was written."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
+Flask.test_client_class = ServerLikeClient  # every app the tests build, however they build it
 
 @pytest.fixture
 def make_app(db_url, tiny_model_path, tmp_path):

@@ -36,6 +36,15 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.1, what: str 
                        + (f" (last error: {last_error})" if last_error else ""))
 
 
+def settled(read, expected, timeout: float = 10.0, interval: float = 0.05):
+    """``read()`` once it equals ``expected``, or its last value after ``timeout`` seconds, for the
+    caller to assert on. /score answers before it stores, so a row lands just after its answer."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
 def start_process(command, log_path, env=None, ready_url=None, timeout=30.0) -> subprocess.Popen:
     """Start ``command`` in the project root with its output in ``log_path``; wait for ``ready_url``."""
     log = open(log_path, "ab")

@@ -34,7 +34,8 @@ def test_every_example_is_scored_and_stored(app, client, index):
     assert SCORE_KEYS <= set(body)
     assert 0 <= body["fraud_probability"] <= 1
     assert body["risk_tier"] in ("low", "medium", "high")
-    assert body["object_id"] == event["object_id"] and body["stored"] == "stored"
+    # Answered once scored; stored when the server closed the response (see ServerLikeClient).
+    assert body["object_id"] == event["object_id"] and body["stored"] == "pending"
     assert body["reasons"] and all(isinstance(r, str) for r in body["reasons"])
     row = db.get_prediction(app.extensions["db_engine"], event["object_id"])
     assert row["times_received"] == 1
@@ -56,6 +57,73 @@ def test_array_of_events(app, client):
     assert response.status_code == 200
     assert [s["object_id"] for s in response.json] == [e["object_id"] for e in EXAMPLES[:3]]
     assert db.count_predictions(app.extensions["db_engine"]) == 3
+
+
+def test_confirm_answers_after_storing(app, client):
+    """?confirm=true, or STORE_AFTER_ANSWER off: the answer says where the event went."""
+    engine = app.extensions["db_engine"]
+    for query in ("?confirm=true", "?confirm=1", "?confirm"):
+        response = client.post(f"/score{query}", json={**EXAMPLES[0], "object_id": 901})
+        assert response.status_code == 200 and response.json["stored"] == "stored", query
+    assert db.get_prediction(engine, 901)["times_received"] == 3
+    assert client.post("/score?confirm=no", json=EXAMPLES[1]).json["stored"] == "pending"
+    refused = client.post("/score?confirm=maybe", json=EXAMPLES[2])
+    assert refused.status_code == 400 and "confirm must be true or false" in refused.json["message"]
+    assert "(field: confirm)" in refused.json["message"]
+    assert db.get_prediction(engine, EXAMPLES[2]["object_id"]) is None, "a refused post is not stored"
+
+
+def test_store_after_answer_can_be_turned_off(make_app):
+    app = make_app(STORE_AFTER_ANSWER=False)
+    response = post_json(app.test_client(), EXAMPLES[0])
+    assert response.status_code == 200 and response.json["stored"] == "stored"
+    assert db.get_prediction(app.extensions["db_engine"], EXAMPLES[0]["object_id"])["times_received"] == 1
+
+
+def _break_database_writes(app, monkeypatch):
+    """Make every database write fail as a lost connection does."""
+    from sqlalchemy.exc import OperationalError
+
+    def refuse(rows):
+        raise OperationalError("INSERT ...", {}, Exception("connection to server lost"))
+    monkeypatch.setattr(app.extensions["score_writer"], "_write_direct", refuse)
+
+
+def test_a_write_that_fails_after_the_answer_is_spooled_and_later_answers_wait(app, client, monkeypatch, caplog):
+    """The event answered 'pending' whose write then fails goes to the spool; from then on /score
+    stores before answering ('spooled'), until a write reaches the database again."""
+    engine = app.extensions["db_engine"]
+    assert post_json(client, EXAMPLES[0]).json["stored"] == "pending"
+    _break_database_writes(app, monkeypatch)
+    assert post_json(client, EXAMPLES[1]).json["stored"] == "pending"  # the failure is not known yet
+    assert f"event {EXAMPLES[1]['object_id']} was answered, then spooled" in caplog.text
+    assert post_json(client, EXAMPLES[2]).json["stored"] == "spooled"
+    assert app.extensions["score_writer"].spool.depth() >= 1  # (only direct writes are broken: drains work)
+    monkeypatch.undo()
+    assert post_json(client, EXAMPLES[3]).json["stored"] == "stored", "the spool drains first, then the event"
+    assert post_json(client, EXAMPLES[4]).json["stored"] == "pending"
+    assert app.extensions["score_writer"].spool.depth() == 0
+    assert all(db.get_prediction(engine, e["object_id"])["times_received"] == 1 for e in EXAMPLES[:5])
+
+
+def test_a_write_that_finds_no_home_after_the_answer_is_logged_counted_and_then_refused(
+        app, client, monkeypatch, caplog):
+    _break_database_writes(app, monkeypatch)
+    writer = app.extensions["score_writer"]
+
+    def no_spool(entry):
+        raise db.SpoolUnavailable("disk full")
+    monkeypatch.setattr(writer.spool, "append_entry", no_spool)
+
+    def unstored():  # the counter is process-wide: compare before and after
+        lines = client.get("/metrics").text.splitlines()
+        return float(next(line.split()[-1] for line in lines if line.startswith("fraud_events_unstored_total ")))
+    before = unstored()
+    assert post_json(client, EXAMPLES[0]).json["stored"] == "pending"
+    assert f"event {EXAMPLES[0]['object_id']} was answered but could not be stored anywhere" in caplog.text
+    assert unstored() == before + 1
+    refused = post_json(client, EXAMPLES[1])
+    assert refused.status_code == 503 and "could not be stored" in refused.json["message"]
 
 
 def test_acct_type_is_ignored_for_scoring(client):

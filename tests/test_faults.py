@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 import db
 from tests.pgserver import PostgresServer, PostgresUnavailable
-from tests.processes import (app_env, free_port, start_gunicorn, start_stream, stop_process,
+from tests.processes import (app_env, free_port, settled, start_gunicorn, start_stream, stop_process,
                              system_missing, wait_for, worker_pids)
 
 pytestmark = pytest.mark.e2e
@@ -201,11 +201,14 @@ def test_postgres_stopped_and_restarted_mid_stream_loses_and_doubles_nothing(
     assert sender.failures == [], sender.failures
     assert [a for a in sender.answers if a[1] != 200] == [], "every post is answered 200, even with the database down"
     stored_as = [a[2] for a in sender.answers]
-    assert set(stored_as) <= {"stored", "spooled"}
-    assert stored_as.count("spooled") >= up_from - down_from, stored_as
+    assert set(stored_as) <= {"pending", "stored", "spooled"}
+    # While the database is down a worker answers 'pending' (store after answering) at most once:
+    # that write is spooled, and the worker then stores before answering until the database is back.
+    assert stored_as[down_from:up_from].count("pending") <= 2, stored_as
+    assert stored_as[down_from:up_from].count("spooled") >= up_from - down_from - 2, stored_as
     assert stored_as[up_from:].count("stored") > 0, "writes go straight to the database again once it is back"
-    counts = stored_counts(engine)
     posted = {object_id: plan.count(object_id) for object_id in bodies}
+    counts = settled(lambda: stored_counts(engine), posted)
     assert counts == posted, {k: (counts.get(k), v) for k, v in posted.items() if counts.get(k) != v}
     assert sum(counts.values()) == len(plan)
     no_tracebacks(tmp_path / "gunicorn.log")
@@ -276,7 +279,8 @@ def test_app_restarted_mid_stream_keeps_decisions_and_counts(fault_db, tiny_mode
     try:
         for object_id in first:
             response = post_event(port, bodies[object_id])
-            assert response.status_code == 200 and response.json()["stored"] == "stored"
+            assert response.status_code == 200 and response.json()["stored"] == "pending"
+        assert settled(lambda: stored_counts(engine), dict.fromkeys(first, 1)) == dict.fromkeys(first, 1)
         decisions = [(first[0], "flagged_fraud", "alice"), (first[1], "cleared", "bob"),
                      (first[2], "needs_info", "alice"), (first[3], "note", "bob")]
         for object_id, action, analyst in decisions:
@@ -306,7 +310,8 @@ def test_app_restarted_mid_stream_keeps_decisions_and_counts(fault_db, tiny_mode
     expected = {object_id: 1 + answered.get(object_id, 0) for object_id in first}
     expected.update({object_id: answered[object_id] for object_id in later})
     # A post that got no answer was refused before the app read it (graceful stop): never stored.
-    assert stored_counts(engine) == expected
+    # An answered post was stored, even one answered just before SIGTERM: the worker finishes its write.
+    assert settled(lambda: stored_counts(engine), expected) == expected
     for object_id in reviewed:
         assert _review_state(engine, object_id) == before[object_id], f"event {object_id}'s decision changed"
     assert [_review_state(engine, i)[0] for i in reviewed] == ["flagged_fraud", "cleared", "needs_info", "unreviewed"]
@@ -346,18 +351,17 @@ def test_killed_worker_is_replaced_and_the_others_keep_serving(fault_db, tiny_mo
     finally:
         stop_process(app)
 
-    # Each killed sync worker took at most its one request in flight with it.
+    # Each killed sync worker took at most one event with it: the request it was serving (no
+    # answer), or the event it had just answered 'pending' and was storing. Nothing is doubled.
     assert len(sender.failures) <= 2, sender.failures
     assert all(status == 200 for _, status, _ in sender.answers)
     assert len(sender.answers) + len(sender.failures) == len(plan)
     assert sender.progress == len(plan) and len(sender.answers) >= len(plan) - 2
-    counts, answered = stored_counts(engine), sender.successes()
-    lost_answer = {object_id for object_id, _ in sender.failures}
-    for object_id in set(plan):
-        attempts = plan.count(object_id)
-        assert answered.get(object_id, 0) <= counts.get(object_id, 0) <= attempts
-        if object_id not in lost_answer:
-            assert counts.get(object_id, 0) == attempts, f"event {object_id} lost or doubled"
+    posted = {object_id: plan.count(object_id) for object_id in set(plan)}
+    counts = settled(lambda: stored_counts(engine), posted)
+    missing = {object_id: attempts - counts.get(object_id, 0) for object_id, attempts in posted.items()}
+    assert min(missing.values()) >= 0, "an event was doubled"
+    assert sum(missing.values()) <= 2, {k: v for k, v in missing.items() if v}
     log = (tmp_path / "gunicorn.log").read_text()
     assert log.count("was sent SIGKILL") == 2, log[-3000:]
     print(f"\nworker kills: {len(sender.answers)} of {len(plan)} posts answered 200, "

@@ -378,7 +378,8 @@ def test_score_key_and_allowlist_are_off_by_default(build):
     client = app.test_client()
     client.environ_base["REMOTE_ADDR"] = "203.0.113.9"  # any address, no key, no CSRF token
     response = json_post(client, {"object_id": 424242})
-    assert response.status_code == 200 and response.get_json()["stored"] == "stored"
+    assert response.status_code == 200 and response.get_json()["stored"] == "pending"
+    assert db.get_prediction(app.extensions["db_engine"], 424242) is not None
 
 
 def test_score_api_key_from_the_environment(build, monkeypatch):
