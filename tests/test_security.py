@@ -213,6 +213,23 @@ def test_sign_in_attempts_are_rate_limited_per_name(build):
     assert sign_in(client, "alice").status_code == 429
 
 
+def test_the_rate_limiter_runs_for_dashboard_requests_only(build, monkeypatch):
+    """Its hooks were moved from the whole app to the dashboard blueprint: /score skips them,
+    and sign-in (tests above) is still limited."""
+    app = build(WTF_CSRF_ENABLED=False)
+    limiter = app.extensions["dashboard_limiter"]
+    calls = []
+    original = limiter._check_request_limit
+    hooks = app.before_request_funcs["dashboard"]
+    hooks[hooks.index(original)] = lambda *a, **k: calls.append(1) or original(*a, **k)
+    client = app.test_client()
+    assert json_post(client, {"object_id": 5151}).status_code == 200
+    assert calls == [], "the limiter ran for /score"
+    assert client.get("/login").status_code == 200 and calls == [1]
+    everywhere = [app.before_request_funcs[None], app.after_request_funcs[None], app.teardown_request_funcs[None]]
+    assert not [hook for hooks in everywhere for hook in hooks if "limiter" in repr(hook).lower()]
+
+
 # --------------------------------------------------------------------------- passwords
 
 
