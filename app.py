@@ -54,6 +54,9 @@ DEFAULTS = {
     "ALLOW_DEBUG": False,  # debug mode (FLASK_DEBUG=1) starts only with ALLOW_DEBUG=1, never in production
 }
 
+# Yes and no as settings and query parameters write them (a bare ``?confirm`` is a yes).
+_YES_NO = {"1": True, "true": True, "yes": True, "on": True, "": True,
+           "0": False, "false": False, "no": False, "off": False}
 _BOOL = ("DEMO_MODE", "STORE_AFTER_ANSWER", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
 _INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH")
 _FLOAT = ("REGISTER_INTERVAL",)
@@ -66,10 +69,10 @@ def config_from_env(environ=os.environ) -> dict:
     config = {}
     for name in _STR + _BOOL + _INT + _FLOAT:
         raw = environ.get(name)
-        if raw is None or raw == "":
+        if raw is None or not raw.strip():  # blank is unset
             continue
         if name in _BOOL:
-            config[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            config[name] = _YES_NO.get(raw.strip().lower(), False)
         elif name in _INT:
             config[name] = int(raw)
         elif name in _FLOAT:
@@ -309,10 +312,6 @@ def _confirm_requested(body: bytes) -> bool:
     if choice is None:
         _reject(f"confirm must be true or false, not {value[:40]!r}", 400, body, field="confirm")
     return choice
-
-
-_YES_NO = {"1": True, "true": True, "yes": True, "on": True, "": True,
-           "0": False, "false": False, "no": False, "off": False}
 
 
 def _may_store_after_answer() -> bool:

@@ -80,6 +80,14 @@ def test_store_after_answer_can_be_turned_off(make_app):
     assert db.get_prediction(app.extensions["db_engine"], EXAMPLES[0]["object_id"])["times_received"] == 1
 
 
+def test_settings_from_the_environment_read_yes_and_no_and_blank_as_unset():
+    read = app_module.config_from_env
+    assert read({"STORE_AFTER_ANSWER": "0", "DEMO_MODE": "Yes"}) == {"STORE_AFTER_ANSWER": False, "DEMO_MODE": True}
+    assert read({"STORE_AFTER_ANSWER": "off", "TRUST_PROXY": " true "}) == {"STORE_AFTER_ANSWER": False,
+                                                                            "TRUST_PROXY": True}
+    assert read({"STORE_AFTER_ANSWER": " ", "SECRET_KEY": "", "MAX_BATCH": "7"}) == {"MAX_BATCH": 7}
+
+
 def _break_database_writes(app, monkeypatch):
     """Make every database write fail as a lost connection does."""
     from sqlalchemy.exc import OperationalError
