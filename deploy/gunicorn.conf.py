@@ -69,6 +69,32 @@ def when_ready(server):
     server.log.info("registering %s:%s with the stream service at %s", ip, port, url)
 
 
+def on_reload(server):
+    """HUP (``systemctl reload``): with preload_app the master holds the app, and gunicorn would
+    fork the new workers from the old one, old model included. So build the app again here,
+    reading MODEL_PATH afresh, before the new workers fork. If it cannot be built (a missing or
+    broken model), keep serving the running app and say why: a bad file must not stop scoring."""
+    if not server.cfg.preload_app:
+        return
+    import gc
+
+    running = server.app.callable
+    server.app.callable = None
+    try:
+        server.app.wsgi()
+    except BaseException as exc:  # noqa: BLE001 -- create_app exits (SystemExit) on a bad model
+        server.app.callable = running
+        server.log.error("reload kept the running app (model version %s): the new one could not be built: %s",
+                         running.extensions["fraud_model"].version, exc)
+        return
+    running.extensions["db_engine"].dispose()  # the master's own connections for the old app
+    running.extensions["score_writer"].dispose()
+    del running
+    gc.unfreeze()  # let the collector free the old app (its objects were frozen before forking)
+    gc.collect()
+    server.log.info("reloaded the app: model version %s", server.app.callable.extensions["fraud_model"].version)
+
+
 def pre_fork(server, worker):
     """With preload_app, move what the master loaded out of the garbage collector's sight before
     forking (see post_worker_init): a collection in a worker then never writes to those shared

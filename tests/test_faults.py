@@ -410,6 +410,60 @@ def test_unwritable_spool_with_database_down_refuses_honestly(fault_postgres, fa
     assert stored_counts(engine) == {first: 1}, "the refused event was not stored behind the client's back"
 
 
+# ----------------------------------------------------------------------------- a new model is rolled out
+
+
+def test_reload_serves_a_new_model_and_keeps_the_running_one_when_the_new_one_is_broken(
+        tiny_model_path, tmp_path):
+    """`systemctl reload` (HUP) with the app preloaded in gunicorn's master: a new model at
+    MODEL_PATH is served by the new workers; a broken one is refused and the old model serves on."""
+    import shutil
+
+    import model as model_module
+    import synth
+
+    live = tmp_path / "models" / "model.pkl"
+    live.parent.mkdir()
+    shutil.copy(tiny_model_path, live)
+    candidate = model_module.train(synth.generate_events(1500, seed=71), seed=1, quick=True)
+    model_module.save_model(candidate, tmp_path / "candidate.pkl")
+    port = free_port()
+    env = app_env(port, tmp_path, f"sqlite:///{tmp_path / 'fraud.db'}", live)
+    log_path = tmp_path / "gunicorn.log"
+    app = start_gunicorn(env, log_path)
+    body = next(iter(live_bodies(1, seed=72).values()))
+
+    def serving() -> tuple[str, str]:
+        """The model version /health reports and the one a fresh /score is answered with."""
+        version = health(port)[1]["model_version"]
+        return version, post_event(port, body).json()["model_version"]
+
+    try:
+        old = serving()[0]
+        assert serving() == (old, old)
+        originals = worker_pids(app.pid)
+
+        live.write_bytes(b"a model file cut short by a bad copy")
+        os.kill(app.pid, signal.SIGHUP)
+        wait_for(lambda: "reload kept the running app" in log_path.read_text(), timeout=30,
+                 what="the reload to refuse the broken model")
+        wait_for(lambda: worker_pids(app.pid).isdisjoint(originals) and len(worker_pids(app.pid)) == 2,
+                 timeout=30, what="the workers to be replaced")
+        assert serving() == (old, old), "the broken file must not stop or change scoring"
+
+        shutil.copy(tmp_path / "candidate.pkl", live)
+        os.kill(app.pid, signal.SIGHUP)
+        wait_for(lambda: serving() == (candidate.version, candidate.version), timeout=30,
+                 what="the new workers to serve the new model")
+        assert candidate.version != old
+        assert app.poll() is None
+    finally:
+        stop_process(app)
+    log = log_path.read_text()
+    assert f"reloaded the app: model version {candidate.version}" in log, log[-3000:]
+    no_tracebacks(log_path)
+
+
 # ----------------------------------------------------------------------------- no usable model
 
 
