@@ -327,19 +327,22 @@ def _store_after_answer(app: Flask, items, request_id: str) -> None:
     the database, or to the spool if the database fails now; the next request then stores
     before answering again (ScoreWriter.can_write_later), so failures are reported to callers.
     Nothing is raised into the server: a write that found no home is logged and counted."""
-    ids = ", ".join(str(score["object_id"]) for _, score in items[:10])
+    def ids() -> str:  # for the log lines only
+        return ", ".join(str(score["object_id"]) for _, score in items[:10])
+
     with app.app_context():
         try:
             outcome = _store(items)
         except db.SpoolUnavailable as exc:
-            log.error("event %s was answered but could not be stored anywhere: %s request_id=%s", ids, exc, request_id)
+            log.error("event %s was answered but could not be stored anywhere: %s request_id=%s", ids(), exc,
+                      request_id)
             metrics.observe_unstored(len(items))
         except Exception:  # noqa: BLE001 -- the answer is sent; this worker must go on serving
-            log.exception("event %s was answered but storing it failed request_id=%s", ids, request_id)
+            log.exception("event %s was answered but storing it failed request_id=%s", ids(), request_id)
             metrics.observe_unstored(len(items))
         else:
             if outcome != "stored":
-                log.warning("event %s was answered, then %s request_id=%s", ids, outcome, request_id)
+                log.warning("event %s was answered, then %s request_id=%s", ids(), outcome, request_id)
 
 
 def _request_body() -> bytes:

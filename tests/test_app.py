@@ -88,6 +88,12 @@ def test_settings_from_the_environment_read_yes_and_no_and_blank_as_unset():
     assert read({"STORE_AFTER_ANSWER": " ", "SECRET_KEY": "", "MAX_BATCH": "7"}) == {"MAX_BATCH": 7}
 
 
+def _unstored(client) -> float:
+    """fraud_events_unstored_total from /metrics (process-wide: compare before and after)."""
+    lines = client.get("/metrics").text.splitlines()
+    return float(next(line.split()[-1] for line in lines if line.startswith("fraud_events_unstored_total ")))
+
+
 def _break_database_writes(app, monkeypatch):
     """Make every database write fail as a lost connection does."""
     from sqlalchemy.exc import OperationalError
@@ -123,15 +129,25 @@ def test_a_write_that_finds_no_home_after_the_answer_is_logged_counted_and_then_
         raise db.SpoolUnavailable("disk full")
     monkeypatch.setattr(writer.spool, "append_entry", no_spool)
 
-    def unstored():  # the counter is process-wide: compare before and after
-        lines = client.get("/metrics").text.splitlines()
-        return float(next(line.split()[-1] for line in lines if line.startswith("fraud_events_unstored_total ")))
-    before = unstored()
+    before = _unstored(client)
     assert post_json(client, EXAMPLES[0]).json["stored"] == "pending"
     assert f"event {EXAMPLES[0]['object_id']} was answered but could not be stored anywhere" in caplog.text
-    assert unstored() == before + 1
+    assert _unstored(client) == before + 1
     refused = post_json(client, EXAMPLES[1])
     assert refused.status_code == 503 and "could not be stored" in refused.json["message"]
+
+
+def test_an_unexpected_error_after_the_answer_is_logged_and_counted_not_raised(app, client, monkeypatch, caplog):
+    def broken(items, source="stream", received_at=None):
+        raise RuntimeError("a bug in storing")
+    monkeypatch.setattr(app.extensions["score_writer"], "write", broken)
+    before = _unstored(client)
+    response = post_json(client, EXAMPLES[0])
+    assert response.status_code == 200 and response.json["stored"] == "pending"
+    assert f"event {EXAMPLES[0]['object_id']} was answered but storing it failed" in caplog.text
+    assert "RuntimeError: a bug in storing" in caplog.text
+    assert _unstored(client) == before + 1
+    assert client.get("/hello").status_code == 200, "the app serves on"
 
 
 def test_acct_type_is_ignored_for_scoring(client):
