@@ -1387,8 +1387,11 @@ class ScoreWriter:
 
     def write_rows(self, rows: list[dict]) -> str:
         """Store rows made by prepare_rows: 'stored' or 'spooled'; SpoolUnavailable if neither."""
-        self.last_write_stored = False
-        outcome = self._write_rows(rows)
+        try:
+            outcome = self._write_rows(rows)
+        except BaseException:
+            self.last_write_stored = False
+            raise
         self.last_write_stored = outcome == "stored"
         return outcome
 

@@ -410,6 +410,31 @@ def test_unwritable_spool_with_database_down_refuses_honestly(fault_postgres, fa
     assert stored_counts(engine) == {first: 1}, "the refused event was not stored behind the client's back"
 
 
+# ----------------------------------------------------------------------------- threaded workers
+
+
+def test_threaded_workers_answer_first_and_store_every_event(tiny_model_path, tmp_path):
+    """GUNICORN_THREADS=4: concurrent posts in one worker all answer 'pending' (a write in progress
+    on another thread does not make the others store first) and every event is stored once."""
+    url = f"sqlite:///{tmp_path / 'fraud.db'}"
+    port = free_port()
+    app = start_gunicorn(app_env(port, tmp_path, url, tiny_model_path, GUNICORN_THREADS=4),
+                         tmp_path / "gunicorn.log")
+    bodies = live_bodies(60, seed=81)
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda body: post_event(port, body), bodies.values()))
+    finally:
+        stop_process(app)  # SIGTERM: the workers finish their writes first
+    assert {(a.status_code, a.json()["stored"]) for a in answers} == {(200, "pending")}
+    engine = db.make_engine(url)
+    assert stored_counts(engine) == dict.fromkeys(bodies, 1)
+    engine.dispose()
+    no_tracebacks(tmp_path / "gunicorn.log")
+
+
 # ----------------------------------------------------------------------------- a new model is rolled out
 
 
