@@ -126,6 +126,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def dispose(app: Flask) -> None:
+    """Close the database connections the app opened (its engine and its score writer's pool)."""
+    app.extensions["score_writer"].dispose()
+    app.extensions["db_engine"].dispose()
+
+
 class RequestContextFilter(logging.Filter):
     """Stamp every log record with the id of the request being served ("-" outside requests)."""
 
@@ -278,9 +284,9 @@ def score():
     confirm = _confirm_requested(body)
     model = current_app.extensions["fraud_model"]
     scores = predict.score_records(model, events)
-    items = list(zip(events, scores))
     if current_app.config["DEMO_MODE"]:
         return _answer(scores, is_batch, "not stored (demo mode)")
+    items = list(zip(events, scores))
     if not confirm and _may_store_after_answer():
         response = _answer(scores, is_batch, "pending")
         response.call_on_close(functools.partial(

@@ -87,8 +87,9 @@ def on_reload(server):
         server.log.error("reload kept the running app (model version %s): the new one could not be built: %s",
                          running.extensions["fraud_model"].version, exc)
         return
-    running.extensions["db_engine"].dispose()  # the master's own connections for the old app
-    running.extensions["score_writer"].dispose()
+    import app as app_module
+
+    app_module.dispose(running)  # the master's own connections for the old app
     del running
     gc.unfreeze()  # let the collector free the old app (its objects were frozen before forking)
     gc.collect()
