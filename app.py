@@ -310,14 +310,14 @@ def _answer(scores: list[dict], is_batch: bool, stored: str) -> Response:
 
 
 def _confirm_requested(body: bytes) -> bool:
-    """``?confirm=true``: answer only once the event is stored (400 for a value that is not a yes or no)."""
+    """``?confirm=true``: answer only once the event is stored. The API spec makes ``confirm`` a
+    boolean, so ``true`` and ``false`` are its values; anything else is a 400 naming it."""
     value = request.args.get("confirm")
-    if value is None:
+    if value is None or value == "false":
         return False
-    choice = _YES_NO.get(value.strip().lower())
-    if choice is None:
+    if value != "true":
         _reject(f"confirm must be true or false, not {value[:40]!r}", 400, body, field="confirm")
-    return choice
+    return True
 
 
 def _may_store_after_answer() -> bool:
