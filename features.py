@@ -99,12 +99,14 @@ CATEGORICAL_FIELDS = ("currency", "country", "payout_type", "user_type", "channe
 
 _SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]*>")
-_WORD_RE = re.compile(r"[a-z]{2,}")
+_WORD_RE = re.compile(r"[a-z]{2,}")  # what a word is; raw_words finds the same words faster
 _ANCHOR_RE = re.compile(r"<a\s", re.IGNORECASE)
 # Letters as bytes: counting capitals with bytes.translate runs in C, not one regex match per letter.
 _UPPER_BYTES = bytes(range(ord("A"), ord("Z") + 1))
 _LETTER_BYTES = _UPPER_BYTES + bytes(range(ord("a"), ord("z") + 1))
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# bytes.translate table keeping a-z and turning every other byte into a space (see raw_words).
+_LETTERS_ONLY = bytes(b if ord("a") <= b <= ord("z") else ord(" ") for b in range(256))
 
 
 # ---------------------------------------------------------------- tolerant value parsing
@@ -147,6 +149,12 @@ def _missing(value) -> bool:
     return value is None or value == "" or (isinstance(value, float) and value != value)
 
 
+def _count_missing(values: list) -> float:
+    """How many values are missing by ``_missing``'s rule, without a call per value (NaN is the
+    one value not equal to itself)."""
+    return float(values.count(None) + values.count("") + len([v for v in values if v != v]))
+
+
 def _as_list(value) -> list:
     """A list of dicts from a list-ish field; anything else is an empty list."""
     if isinstance(value, (list, tuple)):
@@ -176,8 +184,10 @@ def caps_share(text: str) -> float:
 def _links(html_text: str, visible_text: str) -> float:
     """Links in a description: anchor tags, or bare URLs in the visible text if more."""
     anchors = len(_ANCHOR_RE.findall(html_text[:MAX_HTML_CHARS]))
-    lowered = visible_text.lower()  # substring counts: a case-insensitive regex was 20x slower
-    urls = lowered.count("http://") + lowered.count("https://") + lowered.count("www.")
+    # Substring counts of the ASCII-lowered bytes: a case-insensitive regex was 20x slower, and
+    # str.lower() 3x slower than bytes.lower(); no other character lowers into these ASCII words.
+    lowered = visible_text.encode("ascii", "replace").lower()
+    urls = lowered.count(b"http://") + lowered.count(b"https://") + lowered.count(b"www.")
     return float(max(anchors, urls))
 
 
@@ -195,9 +205,19 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+def raw_words(text: str) -> list[bytes]:
+    """Runs of ASCII letters a-z in the lower-cased first MAX_TEXT_CHARS, as bytes, one-letter
+    runs included: the words of ``_WORD_RE`` (``[a-z]{2,}``) plus single letters, found in C.
+
+    Other characters (non-ASCII ones become '?') turn into spaces, then ``split`` cuts the runs:
+    four C passes, six times faster than ``findall``. Callers drop or ignore one-letter runs.
+    """
+    return text[:MAX_TEXT_CHARS].lower().encode("ascii", "replace").translate(_LETTERS_ONLY).split()
+
+
 def tokens(text: str, use_stem: bool = True) -> list[str]:
-    """Lower-case word tokens (optionally stemmed) of already-stripped text."""
-    words = _WORD_RE.findall(text[:MAX_TEXT_CHARS].lower())
+    """Lower-case word tokens (optionally stemmed) of already-stripped text: ``_WORD_RE``'s words."""
+    words = [w.decode("ascii") for w in raw_words(text) if len(w) > 1]
     return [stem(w) for w in words] if use_stem else words
 
 
@@ -231,9 +251,9 @@ def _payout_date(created) -> str | None:
 
 def _timestamp(date_text: str) -> float:
     """Unix seconds of a payout date text (taken as UTC); NaN when unparseable."""
-    for fmt, width in (("%Y-%m-%d %H:%M:%S", 19), ("%Y-%m-%d", 10)):
-        try:
-            return datetime.strptime(date_text[:width], fmt).replace(tzinfo=timezone.utc).timestamp()
+    for width in (19, 10):  # the date and time, else the date alone
+        try:  # fromisoformat runs in C; strptime took 15 us a call
+            return datetime.fromisoformat(date_text[:width]).replace(tzinfo=timezone.utc).timestamp()
         except ValueError:
             continue
     return math.nan
@@ -487,21 +507,27 @@ class TextScorer:
         return self._log_odds(counts)
 
     def score_text(self, text: str, use_stem: bool = True) -> float:
-        """``score(tokens(text, use_stem))``, the same number, about twice as fast.
+        """``score(tokens(text, use_stem))``, the same number, three times as fast.
 
-        Words are counted first (in C) and each distinct word is stemmed and looked up once,
-        through a cache of raw word -> vocabulary index.
+        Each raw word is mapped to its vocabulary index through a per-process cache (raw word
+        -> index, -1 for none and for one-letter runs), so the words are counted by index in
+        C and only a word never seen before is stemmed and looked up. Indices come out in
+        first-seen order with the same counts as ``score`` builds, so the sum is the same.
         """
-        cache = self.__dict__.setdefault("_word_index", {})
-        counts: dict[int, int] = {}
-        for word, count in Counter(_WORD_RE.findall(text[:MAX_TEXT_CHARS].lower())).items():
-            index = cache.get(word)
-            if index is None:
-                index = self.vocabulary.get(stem(word) if use_stem else word, -1)
-                if len(cache) < self.MAX_REMEMBERED_WORDS:
-                    cache[word] = index
-            if index >= 0:
-                counts[index] = counts.get(index, 0) + count
+        cache = self.__dict__.get("_word_index")
+        if cache is None:  # one-letter runs are not words (``_WORD_RE`` wants two letters)
+            cache = self.__dict__["_word_index"] = {bytes([b]): -1 for b in range(ord("a"), ord("z") + 1)}
+        words = raw_words(text)
+        counts = Counter(map(cache.get, words))
+        if None in counts:  # words not seen before in this process
+            new = {w: self.vocabulary.get(stem(w.decode()) if use_stem else w.decode(), -1)
+                   for w in set(words) if w not in cache}
+            if len(cache) + len(new) <= self.MAX_REMEMBERED_WORDS:
+                cache.update(new)
+                counts = Counter(map(cache.get, words))
+            else:  # the cache is full (a stream of made-up words): look them up without it
+                counts = Counter(new[w] if w in new else cache[w] for w in words)
+        counts.pop(-1, None)
         return self._log_odds(counts)
 
     def _log_odds(self, counts: dict[int, int]) -> float:
@@ -589,6 +615,7 @@ class EventFeaturizer(TransformerMixin, BaseEstimator):
     def _fit_levels(self, records: list[dict]) -> None:
         """Frequent levels of each categorical field, and email domains seen more than once."""
         self.levels_ = {}
+        self.__dict__.pop("_one_hot_rows", None)  # rows of the levels fitted before
         for field in CATEGORICAL_FIELDS:
             counts = Counter(_code(r.get(field)) for r in records)
             counts.pop(None, None)
@@ -703,7 +730,7 @@ class EventFeaturizer(TransformerMixin, BaseEstimator):
             float(_missing(get("venue_name")) and _missing(get("venue_address"))),
             float(lat == 0 and lon == 0),
             float(bool(country and venue_country and country != venue_country)),
-            float(sum(_missing(get(f)) for f in MISSING_COUNT_FIELDS)),
+            _count_missing(list(map(get, MISSING_COUNT_FIELDS))),
             tickets["n_tiers"], tickets["price_min"], tickets["price_max"], tickets["price_mean"],
             tickets["capacity"], tickets["money"],
             payouts["prior_count"], payouts["prior_total"], payouts["days_since_last"],
@@ -730,8 +757,28 @@ class EventFeaturizer(TransformerMixin, BaseEstimator):
             return [0.0, 1.0, 0.0, 0.0]
         return [0.0, 0.0, 1.0, 0.0]
 
-    def _one_hot(self, field: str, value) -> list[float]:
-        """One-hot over the fitted levels, then 'other', then 'missing'."""
+    # Raw values remembered per categorical field (value -> its one-hot row); a cap keeps a
+    # stream of hostile made-up values from growing it without end.
+    MAX_REMEMBERED_VALUES = 10_000
+
+    def _one_hot(self, field: str, value) -> tuple[float, ...]:
+        """One-hot over the fitted levels, then 'other', then 'missing'.
+
+        Rows of string and integer values are remembered per process: a field has a handful
+        of values, and encoding one costs more than looking it up.
+        """
+        if type(value) is not str and type(value) is not int:
+            return self._encode(field, value)
+        remembered = self.__dict__.setdefault("_one_hot_rows", {}).setdefault(field, {})
+        row = remembered.get(value)
+        if row is None:
+            row = self._encode(field, value)
+            if len(remembered) < self.MAX_REMEMBERED_VALUES:
+                remembered[value] = row
+        return row
+
+    def _encode(self, field: str, value) -> tuple[float, ...]:
+        """The one-hot row of one value of a categorical field."""
         levels = self.levels_[field]
         out = [0.0] * (len(levels) + 2)
         key = _code(value)
@@ -739,7 +786,13 @@ class EventFeaturizer(TransformerMixin, BaseEstimator):
             out[-1] = 1.0
         else:
             out[levels.get(key, len(levels))] = 1.0
-        return out
+        return tuple(out)
+
+    def __getstate__(self):
+        """Pickle without the per-process one-hot rows."""
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__ itself
+        state.pop("_one_hot_rows", None)
+        return state
 
 
 # ---------------------------------------------------------------- reasons in plain words

@@ -3,6 +3,7 @@ import json
 import math
 import pickle
 import re
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -192,6 +193,62 @@ def test_fast_text_helpers_match_their_regex_definitions():
         assert features.strip_html(text) == re.sub(r"\s+", " ", text).strip()
     assert features._links("", "HTTP://X.Y www.Z https://q") == 3.0
     assert features._links("<a href=x>1</a><A href=y>2</a>", "") == 2.0
+
+
+TRICKY_TEXTS = ["Party party PARTIES tonight, cash only!", "", "a b c dd", "naïve café Fête — İstanbul ſtreet K",
+                "x" * 5000, "word " * 900 + "tail", "ÀB cd\u00a0ef\tgh\n1a2bb3", "dON'T stop-me now_now"]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_tokens_are_the_words_of_the_word_regex(text):
+    """The C-pass tokenizer finds exactly ``[a-z]{2,}`` in the lower-cased first MAX_TEXT_CHARS."""
+    expected = features._WORD_RE.findall(text[:features.MAX_TEXT_CHARS].lower())
+    assert features.tokens(text, use_stem=False) == expected
+    assert features.tokens(text) == [features.stem(w) for w in expected]
+
+
+def test_text_scorer_gives_the_same_number_once_its_word_cache_is_full(monkeypatch):
+    docs = [features.tokens(t) for t in TRICKY_TEXTS] * 2
+    y = np.array([1, 0] * len(TRICKY_TEXTS))
+    vectorizer = TfidfVectorizer(analyzer=features._identity, min_df=1, sublinear_tf=True)
+    scorer = features.TextScorer(vectorizer, LogisticRegression().fit(vectorizer.fit_transform(docs), y))
+    monkeypatch.setattr(features.TextScorer, "MAX_REMEMBERED_WORDS", 30)
+    for text in TRICKY_TEXTS + ["party tonight unseen words", "PARTY"]:
+        assert scorer.score_text(text) == scorer.score(features.tokens(text))
+    assert len(scorer._word_index) <= 30
+
+
+def test_missing_values_are_counted_by_the_missing_rule():
+    values = [None, "", float("nan"), np.float64("nan"), 0, 0.0, " ", "x", [], {}, False, math.inf]
+    assert features._count_missing(values) == sum(features._missing(v) for v in values) == 4
+
+
+def test_payout_dates_are_read_with_and_without_a_time():
+    def strptime(text, fmt):
+        return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
+    assert features._timestamp("2012-10-11 23:59:59") == strptime("2012-10-11 23:59:59", "%Y-%m-%d %H:%M:%S")
+    assert features._timestamp("2012-10-11") == strptime("2012-10-11", "%Y-%m-%d")
+    assert features._timestamp("2012-10-11 junk") == strptime("2012-10-11", "%Y-%m-%d")
+    assert math.isnan(features._timestamp("2012-13-45 00:00:00"))
+
+
+def test_one_hot_rows_are_remembered_per_fit_and_not_pickled(events):
+    """Remembered one-hot rows equal fresh encodings, are not pickled, and are dropped by a refit."""
+    records, y = events
+    featurizer = features.EventFeaturizer(text=False, min_category_count=5).fit(records, y)
+    before = featurizer.transform(records)
+    assert featurizer._one_hot_rows  # the rows were remembered
+    for field in features.CATEGORICAL_FIELDS:
+        for value in {r.get(field) for r in records if isinstance(r.get(field), (str, int))}:
+            assert featurizer._one_hot(field, value) == featurizer._encode(field, value)
+    np.testing.assert_array_equal(featurizer.transform(records), before)
+    assert "_one_hot_rows" not in pickle.loads(pickle.dumps(featurizer)).__dict__
+    assert featurizer._one_hot_rows  # pickling left the running featurizer's rows alone
+    featurizer.fit([dict(r, currency="ZZZ") for r in records] * 5, np.tile(y, 5))
+    assert [n for n in featurizer.get_feature_names_out() if n.startswith("currency=")] == [
+        "currency=ZZZ", "currency=other", "currency=missing"]
+    assert featurizer._one_hot("currency", "ZZZ") == (1.0, 0.0, 0.0)
+    assert featurizer._one_hot("currency", records[0]["currency"]) == (0.0, 1.0, 0.0)  # now "other"
 
 
 def test_html_is_stripped_for_features():
