@@ -8,6 +8,7 @@ including a real Postgres server stopped while events are being written.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import multiprocessing
@@ -202,6 +203,23 @@ def test_the_fast_payload_equals_the_deep_walk(record):
     safe, payload = db._json_payload(record)
     assert payload == db._dumps(db._json_safe(record))
     assert db._dumps(safe) == payload
+
+
+@pytest.mark.parametrize("value", [
+    {"a": 1.5, "b": "x<>&'\"\\/\n\t\x7f", "c": [{"d": 2, "e": None, "f": True}], "g": -0.0, "h": 1e300},
+    {"name": "Fête à İstanbul \u2028", "n": 10**30, "t": (1, 2.0)},  # non-ASCII, a 100-bit int, a tuple
+    ["caf\u00e9", {"\u00fc": 1}], {"s": "\ud800 lone surrogate"}, {1: "int key"}, "plain", 7, None,
+])
+def test_dumps_writes_what_the_standard_strict_encoder_writes(value):
+    """orjson's fast path gives the same JSON as the ASCII strict encoder, or hands over to it."""
+    text = db._dumps(value)
+    assert text.isascii() and json.loads(text) == json.loads(db._JSON_ENCODER.encode(value))
+    assert text == db._JSON_ENCODER.encode(value) or "\x7f" in text or "e-" in text
+
+
+def test_dumps_writes_nan_as_the_safe_copy_does():
+    record = {"a": [1.0, float("nan")], "b": {"c": float("inf")}}
+    assert db._dumps(record) == db._JSON_ENCODER.encode(db._json_safe(record)) == '{"a":[1.0,null],"b":{"c":null}}'
 
 
 def test_wrong_types_become_null_and_the_payload_keeps_them(engine):
