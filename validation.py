@@ -100,15 +100,18 @@ def parse_json_body(body: bytes):
 
 
 def _nesting_depth(value) -> int:
-    """Deepest list/object nesting of a parsed JSON value (iterative: hostile depth cannot recurse)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth)
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+    """Deepest list/object nesting of a parsed JSON value, level by level (iterative: hostile
+    depth cannot recurse; one list per level instead of a tuple per container)."""
+    depth, level = 0, [value]
+    while True:
+        level = [node for node in level if type(node) is dict or type(node) is list]
+        if not level:
+            return depth
+        depth += 1
+        children = []
+        for node in level:
+            children.extend(node.values() if type(node) is dict else node)
+        level = children
 
 
 def _is_number(value) -> bool:

@@ -57,6 +57,16 @@ def test_deep_nesting_is_refused_without_recursion_errors():
         body = b'{"object_id": 1, "x": ' + b"[" * depth + b"]" * depth + b"}"
         with pytest.raises(v.InvalidEvent, match="nested deeper"):
             _one(body)
+    wide = [{"a": [1, {"b": []}]}, [[]], {}, 3, "s"]  # depth 4, reached through a dict and a list
+    assert v._nesting_depth(wide) == 4 and v._nesting_depth(7) == 0 and v._nesting_depth({}) == 1
+
+
+def test_nesting_up_to_the_limit_is_accepted():
+    def body(levels):  # the event object is one level, the list inside it the others
+        return b'{"object_id": 1, "x": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+    assert v.parse_json_body(body(v.MAX_NESTING))["object_id"] == 1
+    with pytest.raises(v.InvalidEvent, match="nested deeper"):
+        v.parse_json_body(body(v.MAX_NESTING + 1))
 
 
 def test_batch_limit():
