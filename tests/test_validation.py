@@ -57,8 +57,8 @@ def test_deep_nesting_is_refused_without_recursion_errors():
         body = b'{"object_id": 1, "x": ' + b"[" * depth + b"]" * depth + b"}"
         with pytest.raises(v.InvalidEvent, match="nested deeper"):
             _one(body)
-    wide = [{"a": [1, {"b": []}]}, [[]], {}, 3, "s"]  # depth 4, reached through a dict and a list
-    assert v._nesting_depth(wide) == 4 and v._nesting_depth(7) == 0 and v._nesting_depth({}) == 1
+    wide = [{"a": [1, {"b": []}]}, [[]], {}, 3, "s"]  # depth 5: list, dict, list, dict, list
+    assert v._nesting_depth(wide) == 5 and v._nesting_depth(7) == 0 and v._nesting_depth({}) == 1
 
 
 def test_nesting_up_to_the_limit_is_accepted():
