@@ -105,6 +105,7 @@ _ANCHOR_RE = re.compile(r"<a\s", re.IGNORECASE)
 _UPPER_BYTES = bytes(range(ord("A"), ord("Z") + 1))
 _LETTER_BYTES = _UPPER_BYTES + bytes(range(ord("a"), ord("z") + 1))
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SMALL_INT = 1 << 62  # integers a remembered value may be (JSON allows 10**400)
 # bytes.translate table keeping a-z and turning every other byte into a space (see raw_words).
 _LETTERS_ONLY = bytes(b if ord("a") <= b <= ord("z") else ord(" ") for b in range(256))
 
@@ -491,9 +492,11 @@ class TextScorer:
         self.intercept = float(classifier.intercept_[0])
         self.sublinear = bool(vectorizer.sublinear_tf)
 
-    # Raw words remembered per process (word -> vocabulary index, -1 if none); a cap keeps a
-    # stream of hostile made-up words from growing it without end.
+    # Raw words remembered per process (word -> vocabulary index, -1 if none). Caps on their
+    # number and length keep a stream of hostile made-up words from growing it without end
+    # (at most about 8 MB of words); a longer word is looked up each time it comes.
     MAX_REMEMBERED_WORDS = 200_000
+    MAX_REMEMBERED_WORD_LENGTH = 40
 
     def __getstate__(self):
         """Pickle without the per-process word cache."""
@@ -519,14 +522,13 @@ class TextScorer:
             cache = self.__dict__["_word_index"] = {bytes([b]): -1 for b in range(ord("a"), ord("z") + 1)}
         words = raw_words(text)
         counts = Counter(map(cache.get, words))
-        if None in counts:  # words not seen before in this process
+        if None in counts:  # words not remembered (yet): look them up, remember the short ones
             new = {w: self.vocabulary.get(stem(w.decode()) if use_stem else w.decode(), -1)
                    for w in set(words) if w not in cache}
-            if len(cache) + len(new) <= self.MAX_REMEMBERED_WORDS:
-                cache.update(new)
-                counts = Counter(map(cache.get, words))
-            else:  # the cache is full (a stream of made-up words): look them up without it
-                counts = Counter(new[w] if w in new else cache[w] for w in words)
+            short = {w: i for w, i in new.items() if len(w) <= self.MAX_REMEMBERED_WORD_LENGTH}
+            if len(cache) + len(short) <= self.MAX_REMEMBERED_WORDS:
+                cache.update(short)
+            counts = Counter(new[w] if w in new else cache[w] for w in words)
         counts.pop(-1, None)
         return self._log_odds(counts)
 
@@ -757,17 +759,19 @@ class EventFeaturizer(TransformerMixin, BaseEstimator):
             return [0.0, 1.0, 0.0, 0.0]
         return [0.0, 0.0, 1.0, 0.0]
 
-    # Raw values remembered per categorical field (value -> its one-hot row); a cap keeps a
-    # stream of hostile made-up values from growing it without end.
+    # Raw values remembered per categorical field (value -> its one-hot row). Caps on their
+    # number and length keep a stream of hostile made-up values from growing it without end.
     MAX_REMEMBERED_VALUES = 10_000
+    MAX_REMEMBERED_VALUE_LENGTH = 40  # characters of a string; integers up to _SMALL_INT
 
     def _one_hot(self, field: str, value) -> tuple[float, ...]:
         """One-hot over the fitted levels, then 'other', then 'missing'.
 
-        Rows of string and integer values are remembered per process: a field has a handful
+        Rows of integers and short strings are remembered per process: a field has a handful
         of values, and encoding one costs more than looking it up.
         """
-        if type(value) is not str and type(value) is not int:
+        if not (type(value) is str and len(value) <= self.MAX_REMEMBERED_VALUE_LENGTH
+                or type(value) is int and -_SMALL_INT < value < _SMALL_INT):
             return self._encode(field, value)
         remembered = self.__dict__.setdefault("_one_hot_rows", {}).setdefault(field, {})
         row = remembered.get(value)

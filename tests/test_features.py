@@ -218,6 +218,26 @@ def test_text_scorer_gives_the_same_number_once_its_word_cache_is_full(monkeypat
     assert len(scorer._word_index) <= 30
 
 
+def test_long_words_and_values_are_looked_up_each_time_not_remembered(events):
+    """Hostile made-up words and category values cannot fill a process's memory."""
+    docs = [features.tokens(t) for t in TRICKY_TEXTS] * 2
+    y = np.array([1, 0] * len(TRICKY_TEXTS))
+    vectorizer = TfidfVectorizer(analyzer=features._identity, min_df=1, sublinear_tf=True)
+    scorer = features.TextScorer(vectorizer, LogisticRegression().fit(vectorizer.fit_transform(docs), y))
+    long_word = "party" * 20
+    text = f"party tonight {long_word} cash {long_word}"
+    for _ in range(2):
+        assert scorer.score_text(text) == scorer.score(features.tokens(text))
+    assert b"party" in scorer._word_index and long_word.encode() not in scorer._word_index
+
+    records, labels = events
+    featurizer = features.EventFeaturizer(text=False, min_category_count=5).fit(records, labels)
+    for value in ("Z" * 41, 10**30, 2.5, None, "USD"):
+        assert featurizer._one_hot("currency", value) == featurizer._encode("currency", value)
+    remembered = featurizer._one_hot_rows["currency"]
+    assert "USD" in remembered and "Z" * 41 not in remembered and 10**30 not in remembered
+
+
 def test_missing_values_are_counted_by_the_missing_rule():
     values = [None, "", float("nan"), np.float64("nan"), 0, 0.0, " ", "x", [], {}, False, math.inf]
     assert features._count_missing(values) == sum(features._missing(v) for v in values) == 4
