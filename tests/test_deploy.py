@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from tests.processes import system_missing
+from tests.processes import free_port, system_missing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -69,13 +69,6 @@ def venv_tool(name):
             missing_tool(f"{name} is not installed: pip install -r requirements-dev.txt")
         return found
     return str(path)
-
-
-def free_port():
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(cmd, **kwargs):
