@@ -99,7 +99,6 @@ CATEGORICAL_FIELDS = ("currency", "country", "payout_type", "user_type", "channe
 
 _SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]*>")
-_WORD_RE = re.compile(r"[a-z]{2,}")  # what a word is; raw_words finds the same words faster
 _ANCHOR_RE = re.compile(r"<a\s", re.IGNORECASE)
 # Letters as bytes: counting capitals with bytes.translate runs in C, not one regex match per letter.
 _UPPER_BYTES = bytes(range(ord("A"), ord("Z") + 1))
@@ -208,7 +207,7 @@ def stem(word: str) -> str:
 
 def raw_words(text: str) -> list[bytes]:
     """Runs of ASCII letters a-z in the lower-cased first MAX_TEXT_CHARS, as bytes, one-letter
-    runs included: the words of ``_WORD_RE`` (``[a-z]{2,}``) plus single letters, found in C.
+    runs included: what ``re.findall("[a-z]{2,}", ...)`` finds, plus single letters, in C.
 
     Other characters (non-ASCII ones become '?') turn into spaces, then ``split`` cuts the runs:
     four C passes, six times faster than ``findall``. Callers drop or ignore one-letter runs.
@@ -217,7 +216,8 @@ def raw_words(text: str) -> list[bytes]:
 
 
 def tokens(text: str, use_stem: bool = True) -> list[str]:
-    """Lower-case word tokens (optionally stemmed) of already-stripped text: ``_WORD_RE``'s words."""
+    """Lower-case word tokens (optionally stemmed) of already-stripped text: runs of two or more
+    letters a-z in its lower-cased first MAX_TEXT_CHARS."""
     words = [w.decode("ascii") for w in raw_words(text) if len(w) > 1]
     return [stem(w) for w in words] if use_stem else words
 
@@ -518,7 +518,7 @@ class TextScorer:
         first-seen order with the same counts as ``score`` builds, so the sum is the same.
         """
         cache = self.__dict__.get("_word_index")
-        if cache is None:  # one-letter runs are not words (``_WORD_RE`` wants two letters)
+        if cache is None:  # one-letter runs are not words (a word has two letters or more)
             cache = self.__dict__["_word_index"] = {bytes([b]): -1 for b in range(ord("a"), ord("z") + 1)}
         words = raw_words(text)
         counts = Counter(map(cache.get, words))
