@@ -196,7 +196,8 @@ def test_fast_text_helpers_match_their_regex_definitions():
 
 
 TRICKY_TEXTS = ["Party party PARTIES tonight, cash only!", "", "a b c dd", "naïve café Fête — İstanbul ſtreet K",
-                "x" * 5000, "word " * 900 + "tail", "ÀB cd\u00a0ef\tgh\n1a2bb3", "dON'T stop-me now_now"]
+                "x" * 5000, "word " * 900 + "tail", "ÀB cd\u00a0ef\tgh\n1a2bb3", "dON'T stop-me now_now",
+                "\u212aelvin aİb"]  # the Kelvin sign and dotted İ lower-case into ASCII letters
 
 
 @pytest.mark.parametrize("text", TRICKY_TEXTS)
