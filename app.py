@@ -54,8 +54,8 @@ DEFAULTS = {
     "ALLOW_DEBUG": False,  # debug mode (FLASK_DEBUG=1) starts only with ALLOW_DEBUG=1, never in production
 }
 
-# Yes and no as settings and query parameters write them (a bare ``?confirm`` is a yes).
-_YES_NO = {"1": True, "true": True, "yes": True, "on": True, "": True,
+# Yes and no as settings write them (a blank setting is unset: config_from_env skips it).
+_YES_NO = {"1": True, "true": True, "yes": True, "on": True,
            "0": False, "false": False, "no": False, "off": False}
 _BOOL = ("DEMO_MODE", "STORE_AFTER_ANSWER", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
 _INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH")
