@@ -21,7 +21,7 @@ fi
 "$BIN/python" stream.py --data data/stream_events.json --port "$STREAM_PORT" \
   --interval "$STREAM_INTERVAL" > instance/stream.log 2>&1 &
 stream_pid=$!
-trap 'kill "$stream_pid" 2>/dev/null || true' EXIT INT TERM
+trap 'kill "$stream_pid" 2>/dev/null || true' EXIT
 
 cat <<MSG
 
@@ -33,4 +33,17 @@ cat <<MSG
 
 MSG
 STREAM_REGISTER_URL="http://127.0.0.1:${STREAM_PORT}/register" PUBLIC_IP=127.0.0.1 PUBLIC_PORT="$PORT" \
-  BIND="127.0.0.1:${PORT}" "$BIN/gunicorn" -c deploy/gunicorn.conf.py 'app:create_app()'
+  BIND="127.0.0.1:${PORT}" "$BIN/gunicorn" -c deploy/gunicorn.conf.py 'app:create_app()' &
+app_pid=$!
+# The app runs in the background so that this script hears Ctrl-C and SIGTERM at once (bash
+# runs no trap while a foreground child runs) and hands them on: gunicorn stops gracefully and
+# the stream with it. A non-interactive shell starts background jobs deaf to Ctrl-C, hence the
+# explicit SIGTERM to both.
+trap 'kill -TERM "$app_pid" "$stream_pid" 2>/dev/null || true' INT TERM
+status=0
+wait "$app_pid" || status=$?
+if kill -0 "$app_pid" 2>/dev/null; then  # a signal cut the first wait short: let gunicorn finish
+  status=0
+  wait "$app_pid" || status=$?
+fi
+exit "$status"

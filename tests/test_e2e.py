@@ -6,6 +6,7 @@ per object_id; then the stream service restarts, forgets us, and the app registe
 """
 import json
 import signal
+from pathlib import Path
 
 import pytest
 import requests
@@ -73,3 +74,83 @@ def test_stream_to_database(db_url, tiny_model_path, stream_file, tmp_path):
         stop_process(app, sig=signal.SIGTERM)
     log = (tmp_path / "gunicorn.log").read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+# ---------------------------------------------------------------- make run's script
+
+# What `make run` needs besides the code: it makes the data and the model itself (slow), so
+# the copy gets a tiny model and a small stream file instead, and shares the test's .venv.
+_NOT_COPIED = {".venv", ".git", "instance", "data", "models", "test-artifacts", ".hypothesis",
+               ".pytest_cache", "__pycache__"}
+
+
+@pytest.fixture
+def run_local_tree(tmp_path, tiny_model_path):
+    """A copy of the project as `make run` leaves it just before scripts/run-local.sh runs."""
+    import shutil
+    import sys
+
+    import synth
+    from tests.processes import ROOT
+
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=lambda folder, names: [
+        n for n in names if n in _NOT_COPIED or n.endswith(".pyc")])
+    (tree / ".venv").symlink_to(sys.prefix)  # the environment running the tests
+    (tree / "models").mkdir()
+    shutil.copy(tiny_model_path, tree / "models" / "model.pkl")
+    (tree / "data").mkdir()
+    records = [synth.to_live(r) for r in synth.generate_events(20, seed=4)]
+    (tree / "data" / "stream_events.json").write_text(json.dumps(records))
+    return tree
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the script", "Ctrl-C to the terminal's group"])
+def test_make_run_script_serves_the_stream_and_stops_everything(run_local_tree, tmp_path, how):
+    """scripts/run-local.sh (make run's last step) starts the stream and the app on SQLite; the
+    app registers and stores pushed events; a SIGTERM to the script alone, or Ctrl-C (SIGINT to
+    the whole foreground group), stops the script, gunicorn and the stream, and nothing is left."""
+    import os
+    import subprocess
+
+    app_port, stream_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR")}
+    env.update(PORT=str(app_port), STREAM_PORT=str(stream_port), STREAM_INTERVAL="0.2",
+               ANALYST_PASSWORD="run-local-test", ACCESS_LOG="/dev/null", REGISTER_INTERVAL="1")
+    log = open(tmp_path / "run-local.log", "wb")
+    script = subprocess.Popen(["bash", "scripts/run-local.sh"], cwd=run_local_tree, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{app_port}/health", timeout=2).ok,
+                 timeout=60, what="/health of the app make run started")
+        engine = db.make_engine(f"sqlite:///{run_local_tree / 'instance' / 'fraud.db'}")
+        wait_for(lambda: db.count_predictions(engine) >= 3, timeout=30, what="pushed events stored")
+        engine.dispose()
+        assert "password: run-local-test" in (run_local_tree / "instance" / "demo-analyst.txt").read_text()
+        if how.startswith("SIGTERM"):
+            os.kill(script.pid, signal.SIGTERM)
+        else:
+            os.killpg(script.pid, signal.SIGINT)
+        assert script.wait(timeout=30) == 0, (tmp_path / "run-local.log").read_text()[-3000:]
+        wait_for(lambda: not _group_alive(script.pid), timeout=15,
+                 what="gunicorn and the stream to stop with the script")
+    finally:
+        if _group_alive(script.pid):
+            os.killpg(script.pid, signal.SIGKILL)
+        script.wait(timeout=10)
+        log.close()
+    text = (tmp_path / "run-local.log").read_text()
+    assert "Traceback" not in text, text[-3000:]
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group (the script's session) still runs; a zombie left for
+    init to reap does not count."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # the process ended while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
