@@ -869,16 +869,22 @@ def reviews_for(engine: Engine, object_id) -> list[dict]:
 
 @_translate_errors
 def export_labels(engine: Engine) -> list[dict]:
-    """Analysts' latest decisions as training labels: flagged_fraud -> fraud, cleared -> not fraud."""
+    """Analysts' latest decisions as training labels: flagged_fraud -> fraud, cleared -> not fraud.
+
+    Each label carries its event as stored (``event``: the raw payload), so that training can
+    learn from events it has never seen, such as those from the live stream.
+    """
     # Driven from the (few) decision reviews, each checked to be its event's latest by primary key.
-    query = (select(REVIEWS.c.object_id, REVIEWS.c.action, REVIEWS.c.analyst, REVIEWS.c.created_at)
+    query = (select(REVIEWS.c.object_id, REVIEWS.c.action, REVIEWS.c.analyst, REVIEWS.c.created_at,
+                    PREDICTIONS.c.raw_payload)
              .select_from(REVIEWS.join(PREDICTIONS, and_(PREDICTIONS.c.object_id == REVIEWS.c.object_id,
                                                          PREDICTIONS.c.last_review_id == REVIEWS.c.id)))
              .where(REVIEWS.c.action.in_(("flagged_fraud", "cleared")))
              .order_by(REVIEWS.c.object_id))
     with engine.connect() as conn:
         return [{"object_id": row.object_id, "fraud": row.action == "flagged_fraud", "action": row.action,
-                 "analyst": row.analyst, "at": row.created_at} for row in conn.execute(query)]
+                 "analyst": row.analyst, "at": row.created_at, "event": json.loads(row.raw_payload)}
+                for row in conn.execute(query)]
 
 
 # --------------------------------------------------------------------------- analysts

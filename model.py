@@ -270,12 +270,15 @@ def labels_of(records: list[dict]) -> np.ndarray:
     return out
 
 
-def merge_analyst_labels(records: list[dict], labels: list[dict]) -> int:
-    """Let analyst decisions override labels: labels are [{object_id, fraud: bool}, ...].
+def merge_analyst_labels(records: list[dict], labels: list[dict]) -> tuple[int, int]:
+    """Let analyst decisions label training data: labels are [{object_id, fraud: bool, event?}].
 
-    Sets record['fraud'] (and label_source='analyst') on matching records, in place; labels
-    for events not in the data are ignored (a label without the event's fields teaches nothing).
-    Returns how many records changed. Used by ``python model.py --labels PATH``.
+    A label for a record in the data overrides its label. A label for an event the data does not
+    hold adds that event, when the label carries it (``event``: the raw record, as
+    ``flask export-labels`` writes it), so decisions on live events become training and test
+    data; without it the label is ignored (a label without the event's fields teaches nothing).
+    Changed and added records get label_source='analyst'. Returns (overridden, added); changes
+    ``records`` in place. Used by ``python model.py --labels PATH``.
     """
     decided = {}
     for i, label in enumerate(labels):
@@ -284,15 +287,20 @@ def merge_analyst_labels(records: list[dict], labels: list[dict]) -> int:
         key = features.to_float(label.get("object_id"))
         if math.isnan(key):
             raise dataset.DataError(f"label {i} has no usable object_id")
-        decided[int(key)] = label["fraud"]
-    changed = 0
+        if "event" in label and not isinstance(label["event"], dict):
+            raise dataset.DataError(f"label {i}: 'event' must be the event's fields as an object")
+        decided[int(key)] = label
+    overridden = 0
     for record in records:
         key = features.to_float(record.get("object_id"))
         if not math.isnan(key) and int(key) in decided:
-            record["fraud"] = decided[int(key)]
+            record["fraud"] = decided.pop(int(key))["fraud"]
             record["label_source"] = "analyst"
-            changed += 1
-    return changed
+            overridden += 1
+    added = [{**label["event"], "object_id": key, "fraud": label["fraud"], "label_source": "analyst"}
+             for key, label in decided.items() if label.get("event")]
+    records.extend(added)
+    return overridden, len(added)
 
 
 def read_labels(path: str | Path) -> list[dict]:
@@ -624,6 +632,7 @@ def _metadata(records, train_part, test_part, pipeline, thresholds, selection, c
             "fraud_rate_train": float(labels_of(train_part).mean()),
             "fraud_rate_test": float(labels_of(test_part).mean()),
             "analyst_labels": sum(1 for r in records if r.get("label_source") == "analyst"),
+            "labels_file": data_info.get("labels_file"),  # python model.py --labels FILE
             "split": (f"time-ordered by event_created: latest {TEST_FRACTION:.0%} test; "
                       f"thresholds on the latest {VALIDATION_FRACTION:.0%} of the rest"),
             "test_period": _period(test_part),
@@ -1303,15 +1312,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true", help="write the model comparison report instead")
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT_PATH, help="report path for --compare")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--labels", type=Path, help="JSON list of analyst labels {object_id, fraud}")
+    parser.add_argument("--labels", type=Path, help="analyst labels, as `flask export-labels` writes them: a JSON list of {object_id, fraud, event?}")
     parser.add_argument("--n", type=int, default=SYNTHETIC_SIZE, help="synthetic events when no data file")
     parser.add_argument("--quick", action="store_true", help="small fast model (smoke runs)")
     args = parser.parse_args(argv)
     try:
         records, info = load_training_records(args.data, args.seed, args.n)
         if args.labels:
-            changed = merge_analyst_labels(records, read_labels(args.labels))
-            print(f"analyst labels applied to {changed} records")
+            labels = read_labels(args.labels)
+            info["labels_file"] = {"path": str(args.labels), "sha256": dataset.file_hash(args.labels)}
+            overridden, added = merge_analyst_labels(records, labels)
+            print(f"analyst labels: {overridden} records of the data relabelled, {added} events "
+                  f"added from the labels, {len(labels) - overridden - added} ignored (repeated, or "
+                  f"for an event neither in the data nor in the label)")
     except dataset.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -358,6 +358,9 @@ def test_export_labels_uses_the_latest_decision(engine):
     assert [(x["object_id"], x["fraud"], x["action"], x["analyst"]) for x in labels] == [
         (1, True, "flagged_fraud", "ann"), (2, False, "cleared", "bob"), (4, False, "cleared", "ann")]
     assert all(x["at"] > 0 for x in labels)
+    # Each label carries its event as stored, for training on events it has not seen.
+    assert [x["event"]["object_id"] for x in labels] == [1, 2, 4]
+    assert labels[0]["event"] == db.get_prediction(engine, 1)["raw_payload"]
 
 
 # ---------------------------------------------------------------------------- analysts and rejects

@@ -223,10 +223,26 @@ def test_merge_analyst_labels():
     changed = model.merge_analyst_labels(records, [{"object_id": 1, "fraud": True},
                                                    {"object_id": "2", "fraud": False},
                                                    {"object_id": 3, "fraud": True}])
-    assert changed == 2
-    assert model.labels_of(records).tolist() == [True, False]
+    assert changed == (2, 0)  # event 3 is not in the data and its label does not carry it
+    assert model.labels_of(records).tolist() == [True, False] and len(records) == 2
     with pytest.raises(dataset.DataError):
         model.merge_analyst_labels(records, [{"object_id": 1, "fraud": "yes"}])
+    with pytest.raises(dataset.DataError, match="'event'"):
+        model.merge_analyst_labels(records, [{"object_id": 4, "fraud": True, "event": "name"}])
+
+
+def test_labels_carrying_their_event_add_it_to_the_data():
+    """A decision on a live event (not in the training file) brings the event along, as
+    export-labels writes it: the event joins the data with the analyst's label."""
+    records = [{"object_id": 1, "acct_type": "premium"}]
+    live = {"object_id": 7, "name": "Gala", "acct_type": "premium"}  # the analyst said fraud
+    assert model.merge_analyst_labels(records, [
+        {"object_id": 7, "fraud": True, "event": live},
+        {"object_id": 1, "fraud": True, "event": {"object_id": 1, "name": "ignored copy"}},
+    ]) == (1, 1)
+    assert [r["object_id"] for r in records] == [1, 7] and records[1]["name"] == "Gala"
+    assert model.labels_of(records).tolist() == [True, True]
+    assert {r["label_source"] for r in records} == {"analyst"} and "name" not in records[0]
 
 
 def test_too_little_data_is_a_clear_error():
@@ -240,7 +256,7 @@ def test_unlabelled_records_are_refused():
 
 
 @pytest.mark.parametrize("live", [False, True], ids=["synthetic-file", "live-shape-with-acct_type"])
-def test_cli_trains_from_a_file(tmp_path, live):
+def test_cli_trains_from_a_file(tmp_path, live, capsys):
     records = synth.generate_events(1500, seed=21)
     if live:
         records = [dict(synth.to_live(r, shape), acct_type=r["acct_type"])
@@ -248,14 +264,20 @@ def test_cli_trains_from_a_file(tmp_path, live):
     data = tmp_path / "events.json"
     data.write_text(json.dumps(records))  # bare NaN tokens, like the stream
     labels = tmp_path / "labels.json"
-    labels.write_text(json.dumps([{"object_id": records[0]["object_id"], "fraud": True}]))
+    live_event = synth.to_live(synth.generate_events(1, seed=99)[0])  # not in the data
+    live_event["object_id"] = max(r["object_id"] for r in records) + 1
+    labels.write_text(json.dumps([{"object_id": records[0]["object_id"], "fraud": True},
+                                  {"object_id": live_event["object_id"], "fraud": True, "event": live_event},
+                                  {"object_id": 10**12, "fraud": False}]))
     out = tmp_path / "out" / "model.pkl"
     assert model.main(["--data", str(data), "--out", str(out), "--quick", "--labels", str(labels)]) == 0
+    assert "1 records of the data relabelled, 1 events added from the labels, 1 ignored" in capsys.readouterr().out
     loaded = model.load_model(out)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["training_data"]["sha256"] == dataset.file_hash(data)
-    assert meta["training_data"]["records"] == 1500
-    assert meta["training_data"]["analyst_labels"] == 1
+    assert meta["training_data"]["records"] == 1501
+    assert meta["training_data"]["analyst_labels"] == 2
+    assert meta["training_data"]["labels_file"] == {"path": str(labels), "sha256": dataset.file_hash(labels)}
     assert loaded.predict_proba([synth.to_live(records[0]) if not live else records[0]]).shape == (1,)
 
 
