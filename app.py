@@ -11,13 +11,14 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import time
 import uuid
 from pathlib import Path
 
 from flask import Flask, Response, abort, current_app, g, has_request_context, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 import cli
 import dashboard
@@ -234,8 +235,14 @@ def _register_api(app: Flask) -> None:
     app.before_request(_start_request)
 
 
+# A caller's X-Request-Id is taken when it looks like an id; anything else (too long, spaces,
+# "key=value" text that would forge fields in the key=value log lines) gets a fresh one.
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def _start_request():
-    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex[:16]
     g.started = time.perf_counter()
 
 
@@ -273,9 +280,9 @@ def _address_allowed(address: str, allowlist: str) -> bool:
 def score():
     """Score one event (a JSON object) or up to MAX_BATCH events (an array), store, answer."""
     _check_score_access()
-    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
-        _reject(f"unsupported content type {request.mimetype or 'none'}", 415)
     body = _request_body()
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        _reject(f"unsupported content type {request.mimetype or 'none'}", 415, body)
     try:
         payload = validation.parse_json_body(body)
         events, is_batch = validation.events_from_payload(payload, current_app.config["MAX_BATCH"])
@@ -312,7 +319,10 @@ def _answer(scores: list[dict], is_batch: bool, stored: str) -> Response:
 def _confirm_requested(body: bytes) -> bool:
     """``?confirm=true``: answer only once the event is stored. The API spec makes ``confirm`` a
     boolean, so ``true`` and ``false`` are its values; anything else is a 400 naming it."""
-    value = request.args.get("confirm")
+    values = request.args.getlist("confirm")
+    if len(values) > 1:
+        _reject("confirm is given more than once", 400, body, field="confirm")
+    value = values[0] if values else None
     if value is None or value == "false":
         return False
     if value != "true":
@@ -352,17 +362,29 @@ def _store_after_answer(app: Flask, items, request_id: str) -> None:
 
 
 def _request_body() -> bytes:
-    """The body, or 413 past MAX_CONTENT_LENGTH, with or without a Content-Length.
+    """The whole body; a body that is too large, cut short or unreadable is refused (and
+    recorded, as every refusal of /score is) with what was wrong.
 
     Werkzeug refuses a Content-Length over the limit, but a chunked body (no length; gunicorn
     de-chunks it) is only cut off at the limit, which would score a truncated body. So when a
-    body without a length fills the limit, one more byte from the server decides.
+    body without a length fills the limit, one more byte from the server decides. A server
+    hands over what arrived when a client stops early, so the length read is checked too.
     """
-    body = request.get_data(cache=False)  # 413 when Content-Length is over the limit
-    limit = request.max_content_length
-    if limit is not None and request.content_length is None and len(body) >= limit \
-            and request.environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+    limit, declared = request.max_content_length, request.content_length
+    if limit is not None and declared is not None and declared > limit:
+        _reject(f"the body is larger than {limit} bytes (Content-Length {declared})", 413)
+    try:
+        body = request.get_data(cache=False)
+        over = (limit is not None and declared is None and len(body) >= limit
+                and request.environ["wsgi.input"].read(1))
+    except Exception as exc:  # noqa: BLE001 -- bad chunked framing, a client gone mid-body: its fault
+        _reject(f"the body could not be read: {str(exc)[:200] or type(exc).__name__}", 400)
+    if over:
+        _reject(f"the body is larger than {limit} bytes", 413, body)
+    if declared is not None and len(body) < declared:
+        _reject(f"the body ended after {len(body)} of its {declared} bytes (Content-Length)", 400, body)
+    if not body:
+        _reject("the body is empty: send the event as JSON", 400)
     return body
 
 
@@ -434,7 +456,7 @@ def version():
 
 def openapi_document():
     """The OpenAPI description of the scoring API."""
-    return jsonify(openapi.spec())
+    return jsonify(openapi.spec(current_app.config["MAX_BATCH"]))
 
 
 # --------------------------------------------------------------------------- errors and headers

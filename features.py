@@ -980,8 +980,14 @@ _PHRASES = {
 
 
 def phrase_reason(group: str, values: dict, record: dict, up: bool) -> str:
-    """Plain words for one explanation group, from this record's own values."""
+    """Plain words for one explanation group, from this record's own values.
+
+    A phrase may quote the record (a currency, a domain): lone surrogates, which strict JSON
+    parsers refuse, become '?' and NUL is dropped, so the answer says what the database keeps.
+    """
     phrase = _PHRASES.get(group)
-    if phrase is None:
-        return group.replace("_", " ")
-    return phrase(values, record if isinstance(record, dict) else {}, up) or group.replace("_", " ")
+    text = None if phrase is None else phrase(values, record if isinstance(record, dict) else {}, up)
+    text = text or group.replace("_", " ")
+    if "\x00" in text or not text.isascii():
+        text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return text

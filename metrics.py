@@ -77,4 +77,5 @@ def metrics_view():
         text = generate_latest(REGISTRY)
     host = CollectorRegistry()
     host.register(_HostGauges(current_app._get_current_object()))
-    return Response(text + generate_latest(host), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: the constant has its charset already, and mimetype adds another
+    return Response(text + generate_latest(host), content_type=CONTENT_TYPE_LATEST)

@@ -19,10 +19,7 @@ def event_schema() -> dict:
     """One raw event: every known field optional (missing is missing) except object_id."""
     properties = {}
     for field, kind in validation.FIELD_TYPES.items():
-        schema = dict(_JSON_TYPES[kind])
-        if field != "object_id":
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        properties[field] = schema
+        properties[field] = {**_JSON_TYPES[kind], "nullable": True}  # OpenAPI 3.0's null
     properties["object_id"] = {"type": "integer", "minimum": 1, "maximum": validation.MAX_OBJECT_ID}
     return {
         "type": "object",
@@ -30,7 +27,8 @@ def event_schema() -> dict:
         "properties": properties,
         "additionalProperties": True,
         "description": "A raw event as the stream sends it (36, 38, 43 or 44 keys). Bare NaN tokens "
-                       "are accepted and mean missing; acct_type is ignored if present.",
+                       "are accepted and mean missing. acct_type, the label, is stored when it is "
+                       "text but never used to score.",
     }
 
 
@@ -39,8 +37,8 @@ def _error(description: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def spec() -> dict:
-    """The whole document."""
+def spec(max_batch: int = 1000) -> dict:
+    """The whole document, for an app taking up to ``max_batch`` events per request (MAX_BATCH)."""
     score = {
         "type": "object",
         "properties": {
@@ -67,7 +65,7 @@ def spec() -> dict:
             "/hello": {"get": {"summary": "Liveness", "responses": {
                 "200": {"description": "Hello, World!", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/score": {"post": {
-                "summary": "Score and store one event, or an array of up to 1,000",
+                "summary": f"Score and store one event, or an array of up to {max_batch:,}",
                 "parameters": [{"name": "confirm", "in": "query", "required": False,
                                 "schema": {"type": "boolean"},
                                 "description": "true: answer only once the event is stored (stored or "
@@ -76,18 +74,25 @@ def spec() -> dict:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
                     {"$ref": "#/components/schemas/Event"},
                     {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
-                     "minItems": 1, "maxItems": 1000}]}}}},
+                     "minItems": 1, "maxItems": max_batch}]}}}},
                 "responses": {
                     "200": {"description": "The score (an array of scores for an array)",
                             "content": {"application/json": {"schema": {"oneOf": [
                                 {"$ref": "#/components/schemas/Score"},
                                 {"type": "array", "items": {"$ref": "#/components/schemas/Score"}}]}}}},
-                    "400": _error("Malformed JSON, or a body that is neither an object nor an array"),
+                    "400": _error("A body that cannot be read as one: empty, cut short of its "
+                                  "Content-Length, badly chunked, not UTF-8, malformed JSON, JSON "
+                                  "nested deeper than 20 levels or holding an unreadable number, "
+                                  "neither an object nor an array, or an empty array; or a confirm "
+                                  "that is not true or false"),
                     "401": _error("SCORE_API_KEY is set and X-API-Key is missing or wrong"),
                     "403": _error("SCORE_ALLOWLIST is set and the source address is not in it"),
-                    "413": _error("Body over the size limit, or more than 1,000 events"),
+                    "413": _error(f"Body over the size limit (MAX_CONTENT_LENGTH), or more than "
+                                  f"{max_batch:,} events"),
                     "415": _error("Content-Type is not application/json"),
-                    "422": _error("A field of the wrong type (named in the message), or no object_id"),
+                    "422": _error("A field of the wrong type (named in the message); no object_id, "
+                                  "or one that is not a positive whole number; an element of an "
+                                  "array that is not an object"),
                     "503": _error("Scored, but neither the database nor the spool could store it"),
                 }}},
             "/health": {"get": {"summary": "Model, database and spool status", "responses": {

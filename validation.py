@@ -61,6 +61,7 @@ FIELD_TYPES: dict[str, str] = {
 }
 
 MAX_OBJECT_ID = 2**63 - 1  # fits the database's BIGINT
+MAX_EXACT_FLOAT = 2**53  # from it on, neighbouring whole numbers share one float
 MAX_NESTING = 20  # the deepest a legitimate event goes is 3 (event > ticket_types > tier)
 
 
@@ -94,6 +95,8 @@ def parse_json_body(body: bytes):
         raise InvalidEvent(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise InvalidEvent(f"JSON nested deeper than {MAX_NESTING} levels") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's conversion limit)
+        raise InvalidEvent(f"a number cannot be read: {str(exc).split(';')[0]}") from exc
     if _nesting_depth(parsed) > MAX_NESTING:
         raise InvalidEvent(f"JSON nested deeper than {MAX_NESTING} levels")
     return parsed
@@ -132,6 +135,9 @@ def check_event(event, index: int | None = None) -> dict:
         raise InvalidEvent(f"{where}object_id is required to store the event", "object_id", 422)
     if not _is_number(object_id) or object_id != int(object_id) or not 0 < object_id <= MAX_OBJECT_ID:
         raise InvalidEvent(f"{where}object_id must be a positive whole number", "object_id", 422)
+    if isinstance(object_id, float) and object_id >= MAX_EXACT_FLOAT:
+        raise InvalidEvent(f"{where}object_id from 2**53 on must be written as an integer (a decimal "
+                           f"number that large does not name one event exactly)", "object_id", 422)
     for field, kind in FIELD_TYPES.items():
         value = event.get(field)
         if field == "object_id" or _missing_or_nonfinite(value):

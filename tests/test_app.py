@@ -72,6 +72,9 @@ def test_confirm_answers_after_storing(app, client):
         assert refused.status_code == 400 and "confirm must be true or false" in refused.json["message"], value
         assert "(field: confirm)" in refused.json["message"]
     assert db.get_prediction(engine, EXAMPLES[2]["object_id"]) is None, "a refused post is not stored"
+    for query in ("confirm=false&confirm=true", "confirm=true&confirm=true"):
+        refused = client.post(f"/score?{query}", json=EXAMPLES[2])
+        assert refused.status_code == 400 and "more than once" in refused.json["message"], query
 
 
 def test_store_after_answer_can_be_turned_off(make_app):
@@ -171,6 +174,10 @@ def test_missing_fields_are_scored_as_missing(client):
     ('{"name": "no id"}', "application/json", 422, "object_id"),
     ('{"object_id": 1, "user_age": "ten"}', "application/json", 422, "user_age"),
     ('{"object_id": 1, "ticket_types": "lots"}', "application/json", 422, "ticket_types"),
+    ("", "application/json", 400, "body is empty"),
+    ('{"object_id": 1, "x": ' + "9" * 4301 + "}", "application/json", 400, "number cannot be read"),
+    ('{"object_id": 9.0e18}', "application/json", 422, "written as an integer"),
+    ('{"object_id": 9007199254740993.0}', "application/json", 422, "written as an integer"),
 ])
 def test_bad_bodies_get_a_4xx_that_names_the_problem(app, client, data, content_type, status, words):
     response = client.post("/score", data=data, headers={"Content-Type": content_type})
@@ -178,12 +185,62 @@ def test_bad_bodies_get_a_4xx_that_names_the_problem(app, client, data, content_
     assert response.is_json and words in response.json["message"]
     rejects = db.recent_rejects(app.extensions["db_engine"])
     assert rejects and words.split()[0] in rejects[0]["reason"]
+    assert rejects[0]["body"] == data[:app.config["REJECT_BODY_LIMIT"]]  # 415s too: the body is read first
 
 
-def test_oversized_body_is_413(app, client):
-    big = json.dumps({"object_id": 1, "description": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)})
+def test_whole_float_ids_below_2_53_and_any_integer_id_are_taken(client):
+    assert post_json(client, data='{"object_id": 9007199254740991.0}').json["object_id"] == 2**53 - 1
+    assert post_json(client, data='{"object_id": 9007199254740993}').json["object_id"] == 2**53 + 1
+
+
+def test_oversized_body_is_413_and_recorded(app, client):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    big = json.dumps({"object_id": 1, "description": "x" * (limit + 10)})
     response = post_json(client, data=big)
     assert response.status_code == 413 and response.is_json
+    assert f"larger than {limit} bytes (Content-Length {len(big)})" in response.json["message"]
+    reject = db.recent_rejects(app.extensions["db_engine"])[0]
+    assert "larger than" in reject["reason"] and reject["body"] == ""  # refused unread
+
+
+def test_body_shorter_than_its_content_length_is_refused(app):
+    """A server hands over what came when a client stops early; a prefix that happens to be
+    valid JSON must not be scored as the event."""
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    body = b'{"object_id": 17002, "name": "x"}'
+    environ = EnvironBuilder(path="/score", method="POST", input_stream=io.BytesIO(body),
+                             content_type="application/json").get_environ()
+    environ["CONTENT_LENGTH"] = "500"
+    environ["wsgi.input_terminated"] = True  # gunicorn's stream: reads end where the data ends
+    response = app.response_class.from_app(app, environ, buffered=True)
+    assert response.status_code == 400
+    assert "ended after 33 of its 500 bytes" in response.get_json()["message"]
+    assert db.get_prediction(app.extensions["db_engine"], 17002) is None
+    assert "ended after" in db.recent_rejects(app.extensions["db_engine"])[0]["reason"]
+
+
+def test_body_the_server_cannot_read_is_400_naming_why(app):
+    """Bad chunked framing raises in the server's reader (gunicorn's InvalidChunkSize here)."""
+    from gunicorn.http.errors import InvalidChunkSize
+    from werkzeug.test import EnvironBuilder
+
+    class BadlyChunked:
+        def read(self, *args):
+            raise InvalidChunkSize(b"zz")
+
+        readline = read
+
+    environ = EnvironBuilder(path="/score", method="POST", content_type="application/json",
+                             headers={"Transfer-Encoding": "chunked"}).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": BadlyChunked(), "wsgi.input_terminated": True})
+    response = app.response_class.from_app(app, environ, buffered=True)
+    assert response.status_code == 400 and response.is_json
+    assert "could not be read: Invalid chunk size" in response.get_json()["message"]
+    assert "could not be read" in db.recent_rejects(app.extensions["db_engine"])[0]["reason"]
 
 
 def test_too_many_events_is_413(app, client):
@@ -212,6 +269,19 @@ def test_health_version_openapi(client):
     assert "user_age" in spec["components"]["schemas"]["Event"]["properties"]
 
 
+def test_openapi_document_is_valid_and_follows_the_batch_limit(make_app):
+    """A strict validator (code generators use one) takes the document, and the batch limit it
+    states is the one the app applies."""
+    from openapi_spec_validator import validate
+
+    app = make_app(MAX_BATCH=5)
+    spec = app.test_client().get("/openapi.json").json
+    validate(spec)
+    body = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["oneOf"][1]["maxItems"] == 5 and "up to 5" in spec["paths"]["/score"]["post"]["summary"]
+    assert post_json(app.test_client(), [{"object_id": i} for i in range(1, 7)]).status_code == 413
+
+
 def test_security_headers(client):
     response = client.get("/hello")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
@@ -220,6 +290,14 @@ def test_security_headers(client):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["X-Request-Id"]
+
+
+def test_request_id_is_taken_only_when_it_looks_like_one(client):
+    """A caller's id is echoed and logged; one that could forge key=value log fields is replaced."""
+    assert client.get("/hello", headers={"X-Request-Id": "abc-123.x:9"}).headers["X-Request-Id"] == "abc-123.x:9"
+    for hostile in ("x level=CRITICAL msg='spool lost'", "a" * 65, "id next", "<b>"):
+        answered = client.get("/hello", headers={"X-Request-Id": hostile}).headers["X-Request-Id"]
+        assert answered != hostile and len(answered) == 16, hostile
 
 
 def test_unknown_api_path_is_json_404(client):
@@ -302,3 +380,9 @@ def test_metrics_count_the_traffic(client):
     assert counter(after, "fraud_score_rejects_total", 'status="400"') \
         - counter(before, "fraud_score_rejects_total", 'status="400"') == 1
     assert "fraud_spool_depth 0.0" in after and "fraud_model_info{version=" in after
+
+
+def test_metrics_content_type_has_one_charset(client):
+    """Prometheus 3 refuses a scrape whose Content-Type repeats a parameter."""
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1

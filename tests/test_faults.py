@@ -435,6 +435,45 @@ def test_threaded_workers_answer_first_and_store_every_event(tiny_model_path, tm
     no_tracebacks(tmp_path / "gunicorn.log")
 
 
+def test_broken_http_framing_gets_a_json_400_and_is_recorded(tiny_model_path, tmp_path):
+    """What only a real server shows: a body cut short of its Content-Length (the client stops
+    sending), and bad chunked framing that gunicorn's reader raises on. Each gets a JSON 400
+    naming the problem and a row in rejects, never a 500 or a stored prefix."""
+    import socket
+
+    url = f"sqlite:///{tmp_path / 'fraud.db'}"
+    port = free_port()
+    app = start_gunicorn(app_env(port, tmp_path, url, tiny_model_path), tmp_path / "gunicorn.log")
+
+    def raw_post(head: bytes, body: bytes) -> tuple[int, dict]:
+        with socket.create_connection(("127.0.0.1", port), timeout=POST_TIMEOUT) as sock:
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         + head + b"\r\n" + body)
+            sock.shutdown(socket.SHUT_WR)  # the client sends no more
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        status_line, _, rest = answer.partition(b"\r\n")
+        return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+    try:
+        cut = raw_post(b"Content-Length: 500\r\n", b'{"object_id": 17002, "name": "x"}')
+        assert cut[0] == 400 and "ended after 33 of its 500 bytes" in cut[1]["message"], cut
+        for framing in (b"zz\r\n{}\r\n0\r\n\r\n", b"-1\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"):
+            bad = raw_post(b"Transfer-Encoding: chunked\r\n", framing)
+            assert bad[0] == 400 and "could not be read" in bad[1]["message"], (framing, bad)
+        fine = raw_post(b"Transfer-Encoding: chunked\r\n", b"14\r\n{\"object_id\": 17003}\r\n0\r\n\r\n")
+        assert fine[0] == 200 and fine[1]["object_id"] == 17003, fine
+    finally:
+        stop_process(app)
+    engine = db.make_engine(url)
+    assert db.get_prediction(engine, 17002) is None and db.get_prediction(engine, 17003) is not None
+    reasons = [r["reason"] for r in db.recent_rejects(engine)]
+    assert sum("could not be read" in r for r in reasons) == 3 and sum("ended after" in r for r in reasons) == 1
+    engine.dispose()
+    no_tracebacks(tmp_path / "gunicorn.log")
+
+
 # ----------------------------------------------------------------------------- a new model is rolled out
 
 

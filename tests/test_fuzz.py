@@ -345,6 +345,14 @@ def test_lone_surrogates_and_nul_survive_the_api(make_app):
     assert row["name"] == "?x"  # the typed copy is cleaned for both databases (db._clean_text)
 
 
+def test_reasons_quoting_hostile_values_are_strict_json_text():
+    """A reason quoting the record (here its currency) carries no lone surrogate or NUL, so the
+    answer parses in strict JSON parsers and says what the database stores."""
+    phrase = features.phrase_reason("currency", {}, {"currency": "\udfffX\x00"}, up=True)
+    assert phrase == "currency ?X"
+    assert features.phrase_reason("currency", {}, {"currency": "€UR"}, up=True) == "currency €UR"
+
+
 # --------------------------------------------------------------------------- (d) the database
 
 
