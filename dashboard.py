@@ -35,7 +35,8 @@ from flask.cli import with_appcontext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -118,8 +119,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
-        status_label=status_label,
+        status_label=status_label, or_blank=format_or_blank,
     )
+    app.jinja_env.finalize = show_bidi_controls
+    app.register_error_handler(CSRFError, _form_expired)
     app.cli.add_command(create_analyst_command)
     app.cli.add_command(load_test_set_command)
 
@@ -212,6 +215,47 @@ def _unauthorized():
     return redirect(url_for("dashboard.login"))
 
 
+def _form_expired(exc: CSRFError):
+    """A decision form refused for its CSRF token: the analyst was signed out (in another tab, or
+    the session ended) or the form is from an earlier session. Nothing was applied; the page says
+    so and keeps the decision and its note, to send again (signed in) or to copy (signed out).
+    Any other refused form gets the usual error page."""
+    decision = _decision_in_form()
+    if decision is None:  # sign-in, sign-out: the plain error page, which names the security token
+        return render_template("error.html", error=exc), exc.code
+    object_ids, action, note, expected, retry_url = decision
+    signed_in = current_user.is_authenticated
+    log.warning("decision %s on %s refused (%s): %s", action, object_ids,
+                "form from an earlier session" if signed_in else "signed out", exc.description)
+    return render_template(
+        "not_saved.html", object_ids=object_ids, action=action, note=note or "", expected=expected,
+        retry_url=retry_url, why="expired" if signed_in else "signed_out",
+        back_url=_safe_next(request.form.get("back") or request.form.get("next")),
+    ), 400
+
+
+def _decision_in_form():
+    """(object_ids, action, note, expected review ids, retry url) of a decision form posted to
+    review or bulk_review, read without aborting; None for any other request."""
+    form, endpoint = request.form, request.endpoint
+    action = form.get("action", "")
+    if request.method != "POST" or action not in ACTIONS:
+        return None
+    note = _note_in(form)
+    try:
+        if endpoint == "dashboard.review":
+            object_id = int(request.view_args["object_id"])
+            return ([object_id], action, note, {object_id: _parse_seen(form.get("expected_review_id"))},
+                    url_for("dashboard.review", object_id=object_id))
+        if endpoint == "dashboard.bulk_review":
+            ids = sorted({int(v) for v in form.getlist("object_id")})
+            return (ids, action, note, {i: _parse_seen(form.get(f"seen_{i}")) for i in ids},
+                    url_for("dashboard.bulk_review")) if ids else None
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
 @bp.app_context_processor
 def _template_globals() -> dict:
     """Names every template may use."""
@@ -236,6 +280,32 @@ def _database_down(exc):
 def format_missing(value):
     """'—' for anything missing (None, NaN, empty string), else the value."""
     return "—" if dataset.is_missing(value) else value
+
+
+# Characters that show nothing: a name made only of these (and spaces) is no name to click on.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+
+
+def format_or_blank(value, placeholder: str = "—"):
+    """The value, or ``placeholder`` when it is missing or shows nothing (spaces, zero-width)."""
+    if dataset.is_missing(value) or not str(value).strip(" \t\r\n\f\v\u00a0" + _INVISIBLE).strip():
+        return placeholder
+    return value
+
+
+# Unicode controls that reorder the text around them: "\u202emoc.elgoog" shows as "google.com".
+# Every value a page shows has them replaced by a visible mark, so such a trick is seen.
+_BIDI_CONTROLS = {ord(c): f"⟨U+{ord(c):04X}⟩" for c in
+                  "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"}
+
+
+def show_bidi_controls(value):
+    """Jinja's finalize: each ``{{ }}`` value with its direction controls made visible."""
+    if isinstance(value, str) and not value.isascii():
+        shown = value.translate(_BIDI_CONTROLS)
+        if shown != value:
+            return Markup(shown) if isinstance(value, Markup) else shown
+    return value
 
 
 def _to_datetime(value) -> dt.datetime | None:
@@ -617,8 +687,10 @@ def queue():
         sort=SORTS[state["sort"]], descending=state["order"] == "desc", page=state["page"],
         per_page=state["per_page"],
     )
-    fill_reasons(rows)
     pages = max(1, math.ceil(total / state["per_page"]))
+    if state["page"] > pages:  # past the end (the last page was emptied by decisions): go to the end
+        return redirect(queue_url(state, page=pages))
+    fill_reasons(rows)
     return render_template(
         "queue.html", active_page="queue", state=state, summary=summary, rows=rows, total=total,
         pages=pages, page_numbers=page_numbers(min(state["page"], pages), pages),
@@ -657,6 +729,11 @@ def fill_reasons(rows: list[dict], payloads: dict[int, dict] | None = None) -> N
 @login_required
 def event(object_id: int):
     """One event in full: fields, ticket tiers, payouts, the reasons for its score, its history."""
+    return _event_page(object_id, _safe_next(request.args.get("back")))
+
+
+def _event_page(object_id: int, back: str | None, note: str = ""):
+    """The event page; ``note`` refills the decision's note (a decision that was not applied)."""
     engine = current_app.extensions["db_engine"]
     prediction = db.get_prediction(engine, object_id)
     if prediction is None:
@@ -677,21 +754,31 @@ def event(object_id: int):
         reviews=db.reviews_for(engine, object_id),
         acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
         serving_model_version=current_app.extensions["fraud_model"].version,
-        back_url=_safe_next(request.args.get("back")) or url_for("dashboard.queue"),
+        back_url=back or url_for("dashboard.queue"), back=back or "", note=note,
     )
 
 
 # --------------------------------------------------------------------------- decisions
 
 
-def _expected_id(raw: str | None):
-    """The last review id the analyst saw: '' means 'no review yet' (None)."""
+def _parse_seen(raw: str | None):
+    """The last review id the analyst saw: '' means 'no review yet' (None); ValueError if not a number."""
     if raw is None or raw.strip() in ("", "none"):
         return None
+    return int(raw)
+
+
+def _expected_id(raw: str | None):
+    """_parse_seen, or 400 when the form's id is not a number."""
     try:
-        return int(raw)
+        return _parse_seen(raw)
     except ValueError:
         abort(400, description="the form's last-seen review id is not a number")
+
+
+def _note_in(form) -> str | None:
+    """The form's note, trimmed and cut to NOTE_MAX; None when blank."""
+    return (form.get("note") or "").strip()[:NOTE_MAX] or None
 
 
 def _action_and_note(form) -> tuple[str, str | None]:
@@ -699,7 +786,7 @@ def _action_and_note(form) -> tuple[str, str | None]:
     action = form.get("action", "")
     if action not in ACTIONS:
         abort(400, description="choose one of: flag as fraud, clear, needs information, add a note")
-    note = (form.get("note") or "").strip()[:NOTE_MAX] or None
+    note = _note_in(form)
     if action == "note" and not note:
         flash("Write the note first, then press “Add a note”.", "warning")
         return action, None
@@ -716,16 +803,21 @@ def _apply_decision(object_ids: list[int], action: str, note: str | None, expect
         return None
 
 
-def _not_saved(object_ids, action, note, expected, retry_url):
+def _not_saved(object_ids, action, note, expected, retry_url, back=None):
     """The page that says plainly the decision was NOT saved, with a form to send it again."""
     return render_template(
         "not_saved.html", object_ids=object_ids, action=action, note=note or "",
-        expected=expected or {}, retry_url=retry_url,
+        expected=expected or {}, retry_url=retry_url, why="database", back_url=back,
     ), 503
 
 
 def _report(result: dict, action: str, names: dict) -> None:
-    """Flash what was applied and, for each conflict, who decided what in the meantime."""
+    """Flash what was applied and, for each conflict, who decided what in the meantime.
+
+    Flashed messages ride in the session cookie (4 KB at most), so event names, written by the
+    organiser and of any length, are cut short: a cookie too large is dropped with every message.
+    """
+    names = {k: _short(v) for k, v in names.items()}
     applied = result.get("applied") or []
     if applied:
         if len(applied) == 1:
@@ -749,22 +841,33 @@ def _report(result: dict, action: str, names: dict) -> None:
               "warning")
 
 
+def _short(name, limit: int = 80):
+    """A name cut to ``limit`` characters for a message."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
 @bp.route("/events/<int:object_id>/review", methods=["POST"])
 @login_required
 def review(object_id: int):
     """One decision on one event, refused if someone else decided since the analyst looked."""
     action, note = _action_and_note(request.form)
-    event_url = url_for("dashboard.event", object_id=object_id)
+    back = _safe_next(request.form.get("back"))
+    event_url = url_for("dashboard.event", object_id=object_id, back=back)
     if action == "note" and note is None:
         return redirect(event_url)
     # A note changes nobody's decision, so it is never a conflict; decisions are checked.
     expected = None if action == "note" else {object_id: _expected_id(request.form.get("expected_review_id"))}
     result = _apply_decision([object_id], action, note, expected)
     if result is None:
-        return _not_saved([object_id], action, note, expected, url_for("dashboard.review", object_id=object_id))
+        return _not_saved([object_id], action, note, expected,
+                          url_for("dashboard.review", object_id=object_id), back)
     if not result.get("applied") and not result.get("conflicts"):
         abort(404, description=f"There is no scored event with id {object_id}.")
     _report(result, action, {object_id: request.form.get("event_name")})
+    if result.get("conflicts") and note:  # not applied: show the page again with the note kept
+        return _event_page(object_id, back, note=note), 409
     return redirect(event_url)
 
 
@@ -787,7 +890,7 @@ def bulk_review():
         i: _expected_id(request.form.get(f"seen_{i}")) for i in object_ids}
     result = _apply_decision(object_ids, action, note, expected)
     if result is None:
-        return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"))
+        return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"), back)
     _report(result, action, {})
     return redirect(back)
 

@@ -806,6 +806,14 @@ def _n(value: float, fmt: str = ",.0f") -> str:
     return "unknown" if value != value else format(value, fmt)
 
 
+def _money(value: float, record: dict, fmt: str = ",.0f") -> str:
+    """An amount for a sentence in the event's own currency ('19,350 GBP'); the bare number when
+    the event names no currency code."""
+    code = record.get("currency") if isinstance(record, dict) else None
+    code = code.strip().upper() if isinstance(code, str) else ""
+    return f"{_n(value, fmt)} {code}" if len(code) == 3 and code.isascii() and code.isalpha() else _n(value, fmt)
+
+
 def _plural(value: float, word: str) -> str:
     """'1 day' / '3 days'."""
     return f"{_n(value)} {word}" + ("" if value == 1 else "s")
@@ -833,7 +841,7 @@ def _phrase_payouts(v, r, up):
         return "payout history unknown (no event date)"
     if count == 0:
         return "no payout history before the event"
-    return (f"{_plural(count, 'payout')} before the event (${_n(v['prior_payouts_total'])} in "
+    return (f"{_plural(count, 'payout')} before the event ({_money(v['prior_payouts_total'], r)} in "
             f"total, the last {_plural(v['days_since_last_payout'], 'day')} earlier)")
 
 
@@ -906,8 +914,8 @@ def _phrase_prices(v, r, up):
     if low != low:
         return "no ticket prices"
     if low == high:
-        return f"ticket price ${_n(low, ',.2f')}"
-    return f"ticket prices ${_n(low, ',.2f')} to ${_n(high, ',.2f')}"
+        return f"ticket price {_money(low, r, ',.2f')}"
+    return f"ticket prices {_n(low, ',.2f')} to {_money(high, r, ',.2f')}"
 
 
 def _phrase_email(v, r, up):
@@ -967,9 +975,9 @@ _PHRASES = {
     "ticket_prices": _phrase_prices,
     "capacity": lambda v, r, up: ("capacity unknown" if v["capacity_total"] != v["capacity_total"]
                                   else f"{_n(v['capacity_total'])} tickets on offer"),
-    "money_at_stake": lambda v, r, up: f"${_n(v['money_at_stake'])} of tickets at stake",
+    "money_at_stake": lambda v, r, up: f"{_money(v['money_at_stake'], r)} of tickets at stake",
     "email": _phrase_email,
-    "leaky_gts": lambda v, r, up: f"gross sales so far ${_n(v['leaky_gts'])} (leaky)",
+    "leaky_gts": lambda v, r, up: f"gross sales so far {_money(v['leaky_gts'], r)} (leaky)",
     "leaky_num_order": lambda v, r, up: f"{_n(v['leaky_num_order'])} orders so far (leaky)",
     "leaky_num_payouts": lambda v, r, up: f"num_payouts {_n(v['leaky_num_payouts'])} (leaky)",
     "leaky_sales": lambda v, r, up: f"{_n(v['leaky_tickets_sold'])} tickets sold (leaky)",

@@ -28,6 +28,8 @@
       });
     }
     boxes.forEach(function (b) { b.addEventListener("change", sync); });
+    // Back to this page: the browser restores the ticks, so count them again.
+    window.addEventListener("pageshow", sync);
     form.addEventListener("submit", function (event) {
       var submitter = event.submitter;
       if (submitter && submitter.value === "flagged_fraud") {
@@ -44,7 +46,7 @@
   if (!cards || !window.fetch) { return; }
   var seconds = Math.max(5, parseInt(cards.dataset.refresh || "20", 10));
   var number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-  var amount = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  var amount = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });  // as the page shows totals
 
   function moneyText(old, value) {
     // Keep the symbol and currency code the server rendered; replace only the figure.
@@ -53,7 +55,14 @@
 
   function refresh() {
     fetch(cards.dataset.summaryUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+      .then(function (response) {
+        if (response.status === 401) {  // signed out in another tab: these counts are stale
+          var notice = document.getElementById("summary-updated");
+          if (notice) { notice.textContent = "You were signed out: reload the page to sign in again."; }
+          return Promise.reject(401);
+        }
+        return response.ok ? response.json() : Promise.reject(response.status);
+      })
       .then(function (summary) {
         Object.keys(summary).forEach(function (tier) {
           var card = cards.querySelector('[data-tier="' + tier + '"]');

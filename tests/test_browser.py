@@ -17,7 +17,7 @@ import pytest
 
 import db
 from tests.test_dashboard import HOSTILE_ID, PASSWORD, add_analysts, hostile_event, scored_events
-from tests.processes import system_missing
+from tests.processes import system_missing, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -163,6 +163,51 @@ def test_bulk_clear_two_events(session):
     assert "Cleared: 2 events." in page.text_content(".flash-success")
     assert [db.get_prediction(engine, i)["review_status"] for i in ids] == ["cleared", "cleared"]
     assert all(len(db.reviews_for(engine, i)) == 1 for i in ids)
+
+
+def test_enter_in_the_bulk_note_sends_nothing(session):
+    """Enter in a text field presses the form's first button; in the queue that was "Flag as
+    fraud", so a note saying "looks legitimate" flagged the ticked event. Now Enter does nothing."""
+    page, engine = session["page"], session["engine"]
+    page.goto(session["url"] + "/queue?tier=low&status=unreviewed")
+    box = page.locator("#queue-table input.row-select").first
+    object_id = int(box.get_attribute("value"))
+    box.check()
+    page.fill("#bulk-note", "checked the venue, looks legitimate")
+    page.press("#bulk-note", "Enter")
+    page.wait_for_timeout(700)
+    assert page.input_value("#bulk-note") == "checked the venue, looks legitimate"  # same page
+    assert db.reviews_for(engine, object_id) == []
+
+
+def test_a_decision_is_sent_once_however_often_it_is_clicked(session):
+    """A second click while the first is on its way (a slow network, a double-click) sends
+    nothing: the form's buttons are disabled once it is sent. (The form posts into a hidden
+    frame here, so the page stays to be clicked again, as it does while a slow answer comes.)"""
+    # A page of its own: the frame's answer is refused by the CSP (frame-ancestors 'none'), an
+    # error the shared page's watcher would count against the dashboard.
+    page, engine = session["context"].new_page(), session["engine"]
+    rows, _ = db.queue(engine, tier="low", filters={"status": "unreviewed"}, per_page=1)
+    target = rows[0]["object_id"]
+    page.goto(session["url"] + f"/events/{target}")
+    page.evaluate("""() => {
+        const sink = document.createElement("iframe");
+        sink.name = "sink"; sink.hidden = true; document.body.appendChild(sink);
+        document.querySelector("#decision form").target = "sink";
+    }""")
+    posts = []
+    page.on("request", lambda request: request.method == "POST" and posts.append(request.url))
+    page.fill("#note", "called the organiser twice")
+    page.click("#decision button[value=note]")
+    page.wait_for_function("() => document.querySelector('#decision button[value=note]').disabled")
+    page.click("#decision button[value=note]", force=True)  # the second click of a double-click
+    page.wait_for_timeout(500)
+    assert posts == [f"{session['url']}/events/{target}/review"]
+    wait_for(lambda: db.reviews_for(engine, target), timeout=10, what="the note stored")
+    assert [r["note"] for r in db.reviews_for(engine, target)] == ["called the organiser twice"]
+    page.goto(session["url"] + f"/events/{target}")
+    assert not page.is_disabled("#decision button[value=note]")  # a new page's buttons work
+    page.close()
 
 
 def test_every_chart_is_drawn_from_its_json(session):

@@ -522,6 +522,109 @@ def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
 
 
+def test_a_decision_not_applied_keeps_the_analysts_note(dash_app, dash_engine):
+    """bob decided first: alice's decision is refused, and the note she wrote comes back in the
+    form (409) instead of being thrown away."""
+    target = _any_id(dash_engine)
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    bob.post(f"/events/{target}/review", data={"action": "flagged_fraud", "expected_review_id": ""})
+    note = "Called the venue: <booked> & paid, looks legitimate"
+    response = alice.post(f"/events/{target}/review", data={
+        "action": "cleared", "expected_review_id": "", "note": note, "back": "/queue?tier=medium"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert any("Not applied" in m and "bob" in m for m in flashes(page))
+    textarea = re.search(r'<textarea id="note"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    assert html.unescape(textarea) == note
+    assert 'href="/queue?tier=medium"' in page  # still the way back to where she was
+    assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
+
+
+def test_a_decision_keeps_the_analysts_place_in_the_queue(alice, dash_engine):
+    target = _any_id(dash_engine, "medium")
+    back = "/queue?tier=medium&status=unreviewed&page=2"
+    page = alice.get(f"/events/{target}", query_string={"back": back}).get_data(as_text=True)
+    assert f'name="back" value="{html.escape(back)}"' in page
+    response = alice.post(f"/events/{target}/review", data={
+        "action": "needs_info", "expected_review_id": "", "back": back})
+    assert response.status_code == 302
+    after = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert f'href="{html.escape(back)}">‹ Back to the queue' in after
+    assert alice.post(f"/events/{target}/review", data={
+        "action": "note", "note": "x", "back": "https://evil.example/"}).headers["Location"] == f"/events/{target}"
+
+
+def test_a_long_event_name_does_not_lose_the_message(alice, dash_engine):
+    """Messages ride in the session cookie: a 6,000-letter name (the organiser's) is cut short,
+    so the cookie stays under the 4 KB browsers keep and the message is shown."""
+    target = _any_id(dash_engine)
+    response = alice.post(f"/events/{target}/review", data={
+        "action": "flagged_fraud", "expected_review_id": "", "event_name": "N" * 6000})
+    cookie = response.headers["Set-Cookie"]
+    assert len(cookie) < 4093, len(cookie)
+    [message] = flashes(alice.get(f"/events/{target}").get_data(as_text=True))
+    assert message.startswith("Flagged as fraud: “NNN") and "…" in message and len(message) < 120
+
+
+def test_a_queue_page_past_the_end_goes_to_the_last_page(alice, dash_engine):
+    """After the last page is emptied by decisions, the queue shows the new last page, not
+    'Showing 0–350 of 350' over an empty table."""
+    total = db.tier_summary(dash_engine)["low"]["count"]
+    pages = -(-total // 10)
+    response = alice.get("/queue", query_string={"tier": "low", "per_page": 10, "page": pages + 5})
+    assert response.status_code == 302 and f"page={pages}" in response.headers["Location"]
+    page = alice.get(response.headers["Location"]).get_data(as_text=True)
+    assert len(row_ids(page)) == total - (pages - 1) * 10 > 0
+
+
+@pytest.mark.parametrize("why", ["signed out in another tab", "page from an earlier sign-in"])
+def test_a_refused_form_keeps_the_decision_and_says_why(build_app, why):
+    """The CSRF check comes first; when it fails on a decision, the page says what happened,
+    nothing is applied, and the note is kept (to copy, or to send again)."""
+    app = build_app(WTF_CSRF_ENABLED=True)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    assert sign_in(client, csrf=True).status_code == 302
+    target = _any_id(engine)
+    old_token = csrf_token(client.get(f"/events/{target}").get_data(as_text=True))
+    client.post("/logout", data={"csrf_token": old_token})  # the other tab
+    if why.startswith("page from"):
+        assert sign_in(client, csrf=True).status_code == 302
+    note = "organiser's bank details differ from the payee"
+    response = client.post(f"/events/{target}/review", data={
+        "action": "flagged_fraud", "expected_review_id": "", "note": note, "csrf_token": old_token,
+        "back": "/queue?tier=high"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "NOT saved" in page and note in html.unescape(page)
+    assert db.reviews_for(engine, target) == []
+    if why.startswith("signed out"):
+        assert "you were signed out" in page and "/login?next=" in page
+        return
+    assert "security token" in page  # and a retry form with a fresh token, checked as before
+    retry, form = re.search(r'<form method="post" action="([^"]+)" class="decision-form">(.*?)</form>', page, re.S).groups()
+    data = {name: html.unescape(value) for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form)}
+    sent = client.post(retry, data={**data, "note": note})
+    assert sent.status_code == 302 and sent.headers["Location"] == f"/events/{target}?back=/queue?tier%3Dhigh"
+    assert [(r["action"], r["note"]) for r in db.reviews_for(engine, target)] == [("flagged_fraud", note)]
+
+
+def test_direction_controls_and_invisible_names_are_shown_plainly(alice, dash_app, dash_engine, scored_pairs):
+    """'\u202emoc.elgoog' would show as 'google.com': pages show the control as a mark. A name of
+    spaces and zero-width characters shows as '(no name)', so the row can still be opened."""
+    raw, score = scored_pairs[1]
+    spoof = {**raw, "object_id": 990000011, "name": " \u200b\u2060 ", "payee_name": "\u202enosretep nhoj",
+             "email_domain": "\u202emoc.elgoog"}
+    db.save_scores(dash_engine, [(spoof, {**score, "object_id": 990000011, "risk_tier": "high",
+                                          "expected_loss": 10**9})])
+    page = alice.get("/events/990000011").get_data(as_text=True)
+    assert "⟨U+202E⟩nosretep nhoj" in page and "⟨U+202E⟩moc.elgoog" in page
+    assert "\u202e" not in page
+    assert '<h1 id="event-name">(no name)</h1>' in page
+    queue = alice.get("/queue?tier=high").get_data(as_text=True)
+    assert re.search(r'href="/events/990000011[^"]*">\(no name\)</a>', queue)
+
+
 def test_bulk_clear_and_bulk_conflicts(alice, dash_app, dash_engine):
     ids = [r["object_id"] for r in db.queue(dash_engine, tier="high", per_page=3)[0]]
     response = alice.post("/reviews/bulk", data={

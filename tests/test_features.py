@@ -340,3 +340,14 @@ def test_raw_live_records_featurize_like_normalised_ones(fitted):
     raw = fitted.transform(live)
     normalised = fitted.transform([dataset.normalise_record(r) for r in live])
     np.testing.assert_array_equal(raw, normalised)
+
+
+def test_reasons_state_amounts_in_the_events_own_currency():
+    """A GBP event's reasons say GBP, not "$"; without a currency code the bare number."""
+    values = {"money_at_stake": 19350.0, "price_min": 12.0, "price_max": 40.5}
+    assert features.phrase_reason("money_at_stake", values, {"currency": "GBP"}, up=True) == \
+        "19,350 GBP of tickets at stake"
+    assert features.phrase_reason("ticket_prices", values, {"currency": "aud"}, up=True) == \
+        "ticket prices 12.00 to 40.50 AUD"
+    for record in ({}, {"currency": None}, {"currency": "<b>"}, {"currency": 5}):
+        assert features.phrase_reason("money_at_stake", values, record, up=True) == "19,350 of tickets at stake"
