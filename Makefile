@@ -23,7 +23,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-# System packages the tests use (Postgres server, Chromium, shellcheck, wrk, nginx); root only.
+# System packages the tests use (Postgres server, Chromium, shellcheck, wrk, nginx, systemd-analyze,
+# curl, DejaVu fonts: see scripts/system-deps.sh); root only.
 system-deps:
 	bash scripts/system-deps.sh
 
@@ -38,21 +39,23 @@ data: data/synthetic.json data/stream_events.json
 eda: venv
 	$(BIN)/python eda.py
 
+# `make run` and `make bench` train only when there is no model; `make model` always retrains.
 models/model.pkl: | $(STAMP)
 	$(BIN)/python model.py --out $@
 
-model: models/model.pkl
+model: venv
+	$(BIN)/python model.py --out models/model.pkl
 
 compare: venv
 	$(BIN)/python model.py --compare
 
-run: venv data eda model
+run: venv data eda models/model.pkl
 	PORT=$(PORT) STREAM_PORT=$(STREAM_PORT) bash scripts/run-local.sh
 
 test: venv system-deps
 	$(BIN)/python -m pytest
 
-bench: venv system-deps model
+bench: venv system-deps models/model.pkl
 	$(BIN)/python bench.py
 
 check-deploy: venv system-deps

@@ -45,7 +45,7 @@ DEFAULTS = {
     "MAX_BATCH": 1000,
     "SCORE_API_KEY": None,  # set: /score requires the X-API-Key header
     "SCORE_ALLOWLIST": None,  # set: comma-separated addresses/networks allowed to POST /score
-    "DEMO_MODE": False,  # True: show stored (test-set) events, write nothing new
+    "DEMO_MODE": False,  # True: /score stores nothing (a demo on stored test-set events)
     "STORE_AFTER_ANSWER": True,  # /score answers once scored, then stores (False: store, then answer)
     "TRUST_PROXY": False,  # True behind nginx: take the client address from X-Forwarded-For
     "SESSION_COOKIE_HTTPONLY": True,
@@ -59,10 +59,13 @@ DEFAULTS = {
 _YES_NO = {"1": True, "true": True, "yes": True, "on": True,
            "0": False, "false": False, "no": False, "off": False}
 _BOOL = ("DEMO_MODE", "STORE_AFTER_ANSWER", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
-_INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH")
+# The dashboard's settings (QUEUE_PER_PAGE to LOGIN_ADDRESS_RATE_LIMIT) have their defaults in
+# dashboard.CONFIG_DEFAULTS, which only fills what is not set here.
+_INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH", "QUEUE_PER_PAGE", "DASHBOARD_REFRESH_SECONDS")
 _FLOAT = ("REGISTER_INTERVAL",)
 _STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLIC_IP",
-        "SCORE_API_KEY", "SCORE_ALLOWLIST", "SECRET_KEY", "RATELIMIT_STORAGE_URI")
+        "SCORE_API_KEY", "SCORE_ALLOWLIST", "SECRET_KEY", "RATELIMIT_STORAGE_URI",
+        "LOGIN_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT")
 
 
 def config_from_env(environ=os.environ) -> dict:

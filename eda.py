@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 import dataset
 
 PROJECT_DIR = Path(__file__).resolve().parent
+CONFIDENTIAL_DIR_NAME = "confidential"  # reports/confidential/ is ignored by git
 REPORT_NAME = "eda.md"
 PLOT_DIR_NAME = "eda"
 MIN_CELL = 10  # smaller categories are pooled into "other": no table may expose one event's label
@@ -813,6 +814,18 @@ def build_report(records: list[dict], source_label: str, out_dir: str | Path,
 
 # ---------------------------------------------------------------- command line
 
+def default_report_dir(reports_dir: str | Path, data_path) -> Path:
+    """Where a report goes unless told: ``reports_dir`` for synthetic data, its ``confidential/``
+    folder (ignored by git) for a report built from a data file (``data_path`` not None)."""
+    return Path(reports_dir) / CONFIDENTIAL_DIR_NAME if data_path is not None else Path(reports_dir)
+
+
+def confidential_warning(written: str, data_path) -> str:
+    """The warning printed after writing ``written`` (files named in words) from a data file."""
+    return (f"WARNING: {written} contain aggregates of confidential data from {data_path}. "
+            f"Do not commit or share them (reports/{CONFIDENTIAL_DIR_NAME}/ is ignored by git).")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description="Write the exploratory report (reports/eda.md + plots).")
@@ -832,15 +845,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data_path = resolve_data_path(args.data)
         records, label = load_records(data_path, n=args.n, seed=args.seed)
-        out = args.out or PROJECT_DIR / ("reports/confidential" if data_path is not None else "reports")
+        out = args.out or default_report_dir(PROJECT_DIR / "reports", data_path)
         report = build_report(records, label, out, confidential=data_path is not None)
     except dataset.DataError as exc:
         print(f"eda: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {report} from {label}")
     if data_path is not None:
-        print(f"WARNING: {report} and its plots contain aggregates of confidential data from {data_path}. "
-              "Do not commit or share them (reports/confidential/ is ignored by git).", file=sys.stderr)
+        print(confidential_warning(f"{report} and its plots", data_path), file=sys.stderr)
     return 0
 
 

@@ -24,7 +24,7 @@ set -Eeuo pipefail
 : "${REGISTER_INTERVAL:=}"  # these four go to the app when set
 : "${SCORE_API_KEY:=}"
 : "${SCORE_ALLOWLIST:=}"  # e.g. the stream service's CIDR
-: "${DEMO_MODE:=}"  # 1: show the test set only, write nothing
+: "${DEMO_MODE:=}"  # 1: show the test set; /score stores nothing
 : "${LOAD_TEST_SET:=$DEMO_MODE}"  # 1: flask load-test-set (once)
 : "${MODEL_SRC:=}"  # a local model.pkl to install instead of training
 : "${MODEL_URL:=}"  # or a URL to fetch model.pkl from

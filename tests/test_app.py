@@ -92,6 +92,20 @@ def test_settings_from_the_environment_read_yes_and_no_and_blank_as_unset():
     assert read({"STORE_AFTER_ANSWER": " ", "SECRET_KEY": "", "MAX_BATCH": "7"}) == {"MAX_BATCH": 7}
 
 
+def test_dashboard_settings_come_from_the_environment(make_app, monkeypatch):
+    """The dashboard's settings are read like the others (ints, and rate limits as text) and
+    replace the defaults in dashboard.CONFIG_DEFAULTS."""
+    settings = {"QUEUE_PER_PAGE": "25", "DASHBOARD_REFRESH_SECONDS": "30",
+                "LOGIN_RATE_LIMIT": "5 per minute", "LOGIN_ADDRESS_RATE_LIMIT": "20 per minute"}
+    expected = {"QUEUE_PER_PAGE": 25, "DASHBOARD_REFRESH_SECONDS": 30,
+                "LOGIN_RATE_LIMIT": "5 per minute", "LOGIN_ADDRESS_RATE_LIMIT": "20 per minute"}
+    assert app_module.config_from_env(settings) == expected
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    built = make_app()
+    assert {name: built.config[name] for name in expected} == expected
+
+
 def _unstored(client) -> float:
     """fraud_events_unstored_total from /metrics (process-wide: compare before and after)."""
     lines = client.get("/metrics").text.splitlines()

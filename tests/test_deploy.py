@@ -407,6 +407,9 @@ def test_compose_runs_app_after_postgres_and_one_shot_init():
         assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
         assert "@db:5432/" in service["environment"]["DATABASE_URL"]
     assert app["ports"] == ["${APP_PORT:-8000}:8000"]
+    # The app spools to the spool volume, not to instance/ inside the container.
+    spool_mount = next(volume.split(":")[1] for volume in app["volumes"] if volume.split(":")[0] == "spool")
+    assert app["environment"]["SPOOL_DIR"] == spool_mount
     # Secrets come from deploy/.env, never from this file.
     for value in (db["environment"]["POSTGRES_PASSWORD"], app["environment"]["SECRET_KEY"],
                   init["environment"]["ANALYST_PASSWORD"]):

@@ -289,6 +289,24 @@ def test_cli_without_data_trains_on_synthetic(tmp_path, monkeypatch):
     assert meta["training_data"]["source"].startswith("synthetic")
 
 
+def test_compare_on_a_data_file_writes_the_report_under_reports_confidential(tmp_path, monkeypatch, capsys):
+    """A comparison built from a data file goes to reports/confidential/ (ignored by git), says so
+    at its top and on stderr; run in a scratch folder, so the repository's reports/ is untouched."""
+    data = tmp_path / "events.json"
+    data.write_text(json.dumps(synth.generate_events(1500, seed=23)))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # model.DEFAULT_REPORT_PATH is relative: reports/ lands in work/
+    assert model.main(["--compare", "--quick", "--data", str(data)]) == 0
+    report = work / "reports" / "confidential" / "model_comparison.md"
+    captured = capsys.readouterr()
+    assert f"wrote {model.DEFAULT_REPORT_PATH.parent / 'confidential' / 'model_comparison.md'}" in captured.out
+    assert "WARNING" in captured.err and str(data) in captured.err
+    assert "CONFIDENTIAL" in report.read_text(encoding="utf-8")
+    assert report.with_suffix(".json").exists() and list(report.parent.glob("*.png"))
+    assert sorted(p.name for p in (work / "reports").iterdir()) == ["confidential"]
+
+
 def test_cost_model_from_environment(monkeypatch):
     monkeypatch.setenv("REVIEW_COST", "20")
     monkeypatch.setenv("REVIEW_CAPACITY", "5%")
