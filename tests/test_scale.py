@@ -220,10 +220,13 @@ def test_two_instances_share_one_postgres_without_losing_or_doubling(shared_db, 
     for object_id in contested:
         applied = [who for who in ("alice", "bob") if done_text[who] in outcomes[(object_id, who)][1]]
         refused = [who for who in ("alice", "bob") if "Not applied to" in outcomes[(object_id, who)][1]]
-        assert all(outcomes[(object_id, who)][0] == 200 for who in ("alice", "bob"))
         assert len(applied) == 1 and len(refused) == 1 and applied != refused, (object_id, applied, refused)
         winner, loser = applied[0], refused[0]
         winners[object_id] = winner
+        assert outcomes[(object_id, winner)][0] == 200
+        # The refused one sees the event again (409) with the note it wrote still in the box.
+        assert outcomes[(object_id, loser)][0] == 409
+        assert f"{action_of[loser]} on instance" in outcomes[(object_id, loser)][1]
         assert f"{winner} changed it to" in outcomes[(object_id, loser)][1], "the refusal names who decided"
         status, last_review_id, trail = review_state(engine, object_id)
         assert trail == [(last_review_id, action_of[winner], winner)], "exactly one decision recorded"
