@@ -286,6 +286,9 @@ def score():
     body = _request_body()
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         _reject(f"unsupported content type {request.mimetype or 'none'}", 415, body)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):  # a compressed body would read as "not UTF-8" below
+        _reject(f"Content-Encoding {encoding[:40]} is not accepted: send the JSON uncompressed", 415, body)
     try:
         payload = validation.parse_json_body(body)
         events, is_batch = validation.events_from_payload(payload, current_app.config["MAX_BATCH"])

@@ -89,7 +89,8 @@ def spec(max_batch: int = 1000) -> dict:
                     "403": _error("SCORE_ALLOWLIST is set and the source address is not in it"),
                     "413": _error(f"Body over the size limit (MAX_CONTENT_LENGTH), or more than "
                                   f"{max_batch:,} events"),
-                    "415": _error("Content-Type is not application/json"),
+                    "415": _error("Content-Type is not application/json (or another +json type), "
+                                  "or the body is compressed (Content-Encoding)"),
                     "422": _error("A field of the wrong type (named in the message); no object_id, "
                                   "or one that is not a positive whole number; an element of an "
                                   "array that is not an object"),

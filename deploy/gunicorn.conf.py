@@ -64,9 +64,25 @@ def when_ready(server):
     import register
 
     ip = os.environ.get("PUBLIC_IP") or register.local_ip()
-    port = int(os.environ.get("PUBLIC_PORT") or bind.rsplit(":", 1)[1])
+    port = _public_port(server)
+    if port is None:
+        server.log.error("not registering with the stream service at %s: gunicorn listens on no "
+                         "TCP port (%s); set PUBLIC_PORT", url, ", ".join(server.cfg.bind))
+        return
     register.start_registrar(url, ip, port, float(os.environ.get("REGISTER_INTERVAL", "60")))
     server.log.info("registering %s:%s with the stream service at %s", ip, port, url)
+
+
+def _public_port(server) -> int | None:
+    """PUBLIC_PORT, else the port gunicorn really listens on: its --bind (the systemd unit and
+    the Docker image pass one) or BIND, not this file's default."""
+    if os.environ.get("PUBLIC_PORT"):
+        return int(os.environ["PUBLIC_PORT"])
+    for address in server.cfg.bind:
+        host, _, port = address.rpartition(":")
+        if host and not address.startswith(("unix:", "fd://")) and port.isdigit():
+            return int(port)
+    return None
 
 
 def on_reload(server):

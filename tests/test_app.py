@@ -202,6 +202,20 @@ def test_bad_bodies_get_a_4xx_that_names_the_problem(app, client, data, content_
     assert rejects[0]["body"] == data[:app.config["REJECT_BODY_LIMIT"]]  # 415s too: the body is read first
 
 
+def test_compressed_bodies_are_refused_naming_the_encoding(app, client):
+    import gzip
+
+    body = json.dumps({"object_id": 4242}).encode()
+    for encoding, data in (("gzip", gzip.compress(body)), ("br", body)):
+        response = client.post("/score", data=data, headers={
+            "Content-Type": "application/json", "Content-Encoding": encoding})
+        assert response.status_code == 415 and f"Content-Encoding {encoding}" in response.json["message"]
+    assert db.get_prediction(app.extensions["db_engine"], 4242) is None
+    plain = client.post("/score", data=body, headers={
+        "Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert plain.status_code == 200
+
+
 def test_whole_float_ids_below_2_53_and_any_integer_id_are_taken(client):
     assert post_json(client, data='{"object_id": 9007199254740991.0}').json["object_id"] == 2**53 - 1
     assert post_json(client, data='{"object_id": 9007199254740993}').json["object_id"] == 2**53 + 1

@@ -345,6 +345,9 @@ def test_queue_filters_and_search(alice, dash_engine):
     target = rows[17]
     page = alice.get(f"/queue?tier=all&q={target['object_id']}").get_data(as_text=True)
     assert row_ids(page) == [target["object_id"]]
+    for shown in (f"#{target['object_id']}", f"# {target['object_id']}"):  # as the pages write ids
+        page = alice.get("/queue", query_string={"tier": "all", "q": shown}).get_data(as_text=True)
+        assert row_ids(page) == [target["object_id"]], shown
 
     org = next(r["org_name"] for r in rows if r["org_name"] and len(r["org_name"]) > 4)[:5].lower()
     page = alice.get("/queue", query_string={"tier": "all", "q": org, "per_page": 200}).get_data(as_text=True)

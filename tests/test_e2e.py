@@ -76,6 +76,28 @@ def test_stream_to_database(db_url, tiny_model_path, stream_file, tmp_path):
     assert "Traceback" not in log, log[-3000:]
 
 
+def test_the_app_registers_the_port_it_listens_on(tiny_model_path, stream_file, tmp_path):
+    """Without PUBLIC_PORT the app registers the port gunicorn is bound to: the --bind the
+    systemd unit and the Docker image pass wins over BIND, as it does for gunicorn itself."""
+    from tests.processes import GUNICORN, start_process
+
+    app_port, stream_port = free_port(), free_port()
+    stream = start_stream(stream_file, stream_port, tmp_path / "stream.log")
+    env = app_env(app_port, tmp_path, f"sqlite:///{tmp_path / 'fraud.db'}", tiny_model_path,
+                  STREAM_REGISTER_URL=f"http://127.0.0.1:{stream_port}/register", PUBLIC_IP="127.0.0.1",
+                  REGISTER_INTERVAL=1, BIND=f"127.0.0.1:{free_port()}")  # overridden by --bind
+    app = start_process([GUNICORN, "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{app_port}",
+                         "app:create_app()"], tmp_path / "gunicorn.log", env={**env, "PUBLIC_PORT": ""},
+                        ready_url=f"http://127.0.0.1:{app_port}/hello")
+    try:
+        wait_for(lambda: f"http://127.0.0.1:{app_port}" in requests.get(
+            f"http://127.0.0.1:{stream_port}/status", timeout=5).json()["urls"], timeout=30,
+            what="the app's real port registered")
+    finally:
+        stop_process(app)
+        stop_process(stream)
+
+
 # ---------------------------------------------------------------- make run's script
 
 # What `make run` needs besides the code: it makes the data and the model itself (slow), so
