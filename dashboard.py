@@ -25,7 +25,8 @@ import functools
 import logging
 import math
 import re
-from urllib.parse import urlencode, urlsplit
+import unicodedata
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
 import nh3
@@ -38,11 +39,13 @@ from flask_login import LoginManager, UserMixin, current_user, login_required, l
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
 from sqlalchemy.exc import OperationalError
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.security import check_password_hash, generate_password_hash
 
 import dataset
 import db
+import validation
 
 log = logging.getLogger("fraud.dashboard")
 
@@ -119,9 +122,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
-        status_label=status_label, or_blank=format_or_blank,
+        status_label=status_label, or_blank=format_or_blank, verbatim=Verbatim,
     )
-    app.jinja_env.finalize = show_bidi_controls
+    app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
     app.cli.add_command(create_analyst_command)
     app.cli.add_command(load_test_set_command)
@@ -224,12 +227,18 @@ def _form_expired(exc: CSRFError):
     if decision is None:  # sign-in, sign-out: the plain error page, which names the security token
         return render_template("error.html", error=exc), exc.code
     object_ids, action, note, expected, retry_url = decision
-    signed_in = current_user.is_authenticated
-    log.warning("decision %s on %s refused (%s): %s", action, object_ids,
-                "form from an earlier session" if signed_in else "signed out", exc.description)
+    by = request.form.get("by") or ""  # who had the page open
+    if not current_user.is_authenticated:
+        why = "signed_out"
+    elif by and by != current_user.name:  # a colleague signed in on this browser since
+        why = "other_analyst"
+    else:
+        why = "expired"
+    log.warning("decision %s on %s by %s refused (%s): %s", action, object_ids, by or "?", why,
+                exc.description)
     return render_template(
         "not_saved.html", object_ids=object_ids, action=action, note=note or "", expected=expected,
-        retry_url=retry_url, why="expired" if signed_in else "signed_out",
+        retry_url=retry_url, why=why, by=by,
         back_url=_safe_next(request.form.get("back") or request.form.get("next")),
     ), 400
 
@@ -282,15 +291,25 @@ def format_missing(value):
     return "—" if dataset.is_missing(value) else value
 
 
-# Characters that show nothing: a name made only of these (and spaces) is no name to click on.
-_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-
-
 def format_or_blank(value, placeholder: str = "—"):
     """The value, or ``placeholder`` when it is missing or shows nothing (spaces, zero-width)."""
-    if dataset.is_missing(value) or not str(value).strip(" \t\r\n\f\v\u00a0" + _INVISIBLE).strip():
-        return placeholder
-    return value
+    return placeholder if dataset.is_missing(value) or shows_nothing(str(value)) else value
+
+
+# Characters that are letters to Unicode but draw nothing (Hangul and Braille blanks, fillers).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def shows_nothing(text: str) -> bool:
+    """True when no character of ``text`` draws anything: spaces, format and control characters
+    (zero-width, direction), combining marks alone, and blank letters such as U+3164."""
+    return all(c.isspace() or c in _BLANK_LETTERS or unicodedata.category(c) in ("Cc", "Cf", "Mn", "Me", "Zs")
+               for c in text)
+
+
+class Verbatim(str):
+    """A value shown exactly as written (a note the analyst typed, a search box): ``show_as_written``
+    leaves its direction controls alone, so sending the form again sends what was typed."""
 
 
 # Unicode controls that reorder the text around them: "\u202emoc.elgoog" shows as "google.com".
@@ -299,10 +318,15 @@ _BIDI_CONTROLS = {ord(c): f"⟨U+{ord(c):04X}⟩" for c in
                   "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"}
 
 
-def show_bidi_controls(value):
-    """Jinja's finalize: each ``{{ }}`` value with its direction controls made visible."""
+def show_as_written(value):
+    """Jinja's finalize, for each ``{{ }}`` value: direction controls made visible (except in a
+    Verbatim value) and lone surrogates, which no page can be encoded with, shown as '?'."""
     if isinstance(value, str) and not value.isascii():
-        shown = value.translate(_BIDI_CONTROLS)
+        shown = value if isinstance(value, Verbatim) else value.translate(_BIDI_CONTROLS)
+        try:
+            shown.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = shown.encode("utf-8", "replace").decode("utf-8")
         if shown != value:
             return Markup(shown) if isinstance(value, Markup) else shown
     return value
@@ -350,7 +374,7 @@ def format_money(amount, currency=None, cents: bool = True) -> str:
         return "—"
     try:
         amount = float(amount)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 309+ digits
         return str(amount)
     code = (currency or "").upper() if isinstance(currency, str) else ""
     sign = "-" if amount < 0 else ""
@@ -385,8 +409,10 @@ def format_number(value, digits: int = 0) -> str:
         return "—"
     if isinstance(value, bool):
         return str(int(value))
+    if isinstance(value, int) and digits == 0:  # exact at any size (float() overflows past 1e308)
+        return f"{value:,}"
     if isinstance(value, (int, float)):
-        if float(value).is_integer() and digits == 0:
+        if math.isfinite(float(value)) and float(value).is_integer() and digits == 0:
             return f"{int(value):,}"
         return f"{value:,.{digits or 2}f}"
     return str(value)
@@ -401,7 +427,8 @@ def sanitise_html(text) -> str:
     """Organiser-written HTML reduced to plain formatting tags (no attributes, links or scripts)."""
     if dataset.is_missing(text):
         return ""
-    return nh3.clean(str(text), tags=SAFE_TAGS, attributes={}, clean_content_tags={"script", "style"},
+    text = str(text).encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
+    return nh3.clean(text, tags=SAFE_TAGS, attributes={}, clean_content_tags={"script", "style"},
                      strip_comments=True, link_rel=None)
 
 
@@ -465,7 +492,7 @@ def _number(value) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
@@ -679,8 +706,14 @@ def page_numbers(page: int, pages: int) -> list:
 @login_required
 def queue():
     """The review queue: three tiers with counts and money, then one tier's events by expected loss."""
+    return _queue_page(request.args)
+
+
+def _queue_page(args, note: str = ""):
+    """The queue for ``args`` (its URL's parameters); ``note`` refills the bulk note (a bulk
+    decision some of whose events were not applied)."""
     engine = current_app.extensions["db_engine"]
-    state = _queue_state(request.args)
+    state = _queue_state(args)
     summary = db.tier_summary(engine, state["filters"])
     rows, total = db.queue(
         engine, tier=None if state["tier"] == "all" else state["tier"], filters=state["filters"],
@@ -698,7 +731,7 @@ def queue():
         first=(state["page"] - 1) * state["per_page"] + 1 if rows else 0,
         last=(state["page"] - 1) * state["per_page"] + len(rows),
         summary_url=url_for("dashboard.api_queue_summary", **state["filters"]),
-        refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"],
+        refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"], bulk_note=note,
     )
 
 
@@ -842,8 +875,8 @@ def _report(result: dict, action: str, names: dict) -> None:
 
 
 def _short(name, limit: int = 80):
-    """A name cut to ``limit`` characters for a message."""
-    if not isinstance(name, str) or not name.strip():
+    """A name cut to ``limit`` characters for a message (None when it shows nothing)."""
+    if not isinstance(name, str) or shows_nothing(name):
         return None
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
@@ -852,6 +885,8 @@ def _short(name, limit: int = 80):
 @login_required
 def review(object_id: int):
     """One decision on one event, refused if someone else decided since the analyst looked."""
+    if not 0 < object_id <= validation.MAX_OBJECT_ID:
+        abort(404, description=f"There is no scored event with id {object_id}.")
     action, note = _action_and_note(request.form)
     back = _safe_next(request.form.get("back"))
     event_url = url_for("dashboard.event", object_id=object_id, back=back)
@@ -880,6 +915,8 @@ def bulk_review():
         object_ids = sorted({int(v) for v in request.form.getlist("object_id")})
     except ValueError:
         abort(400, description="the selection holds an event id that is not a number")
+    if any(not 0 < i <= validation.MAX_OBJECT_ID for i in object_ids):
+        abort(400, description="the selection holds a number that is not an event id")
     if not object_ids:
         flash("Tick at least one event first.", "warning")
         return redirect(back)
@@ -892,6 +929,8 @@ def bulk_review():
     if result is None:
         return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"), back)
     _report(result, action, {})
+    if result.get("conflicts") and note:  # some not applied: the queue again, the note kept
+        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 409
     return redirect(back)
 
 

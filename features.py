@@ -860,7 +860,7 @@ def _phrase_days(column, template, unknown):
 def _phrase_description_length(v, r, up):
     if v["body_length"] == 0 or (v["body_length"] != v["body_length"] and v["desc_text_length"] == 0):
         return "empty description"
-    return f"description of {_n(v['desc_text_length'])} characters of text"
+    return f"description of {_plural(v['desc_text_length'], 'character')} of text"
 
 
 def _phrase_description_style(v, r, up):
@@ -880,7 +880,7 @@ def _phrase_name_style(v, r, up):
         return "no event name"
     share = v["name_caps_share"]
     caps = f", {share:.0%} capitals" if share == share else ""
-    return f"event name of {_n(v['name_length'])} characters{caps}"
+    return f"event name of {_plural(v['name_length'], 'character')}{caps}"
 
 
 def _phrase_count(column, label, none):
@@ -953,7 +953,7 @@ _PHRASES = {
     "name_text": _phrase_text("event name"),
     "name_style": _phrase_name_style,
     "org_desc": lambda v, r, up: ("no organiser description" if not v["org_desc_length"]
-                                  else f"organiser description of {_n(v['org_desc_length'])} characters"),
+                                  else f"organiser description of {_plural(v['org_desc_length'], 'character')}"),
     "org_name": lambda v, r, up: _flag(v["org_name_empty"], "no organiser name", "organiser name given", ""),
     "payee_name": lambda v, r, up: _flag(v["payee_name_empty"], "no payee name", "payee name given", ""),
     "org_facebook": _phrase_count("org_facebook", "organiser Facebook count", "organiser has no Facebook presence"),

@@ -26,7 +26,10 @@ LATENCY = Histogram(
 
 
 def init_app(app: Flask) -> None:
-    """Serve /metrics."""
+    """Serve /metrics; the multiprocess folder is made if missing (a `flask` command run with the
+    deployment's environment would otherwise fail on its first count)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     app.add_url_rule("/metrics", view_func=metrics_view)
 
 

@@ -79,9 +79,13 @@ def _public_port(server) -> int | None:
     if os.environ.get("PUBLIC_PORT"):
         return int(os.environ["PUBLIC_PORT"])
     for address in server.cfg.bind:
+        if address.startswith(("unix:", "fd://")):
+            continue
         host, _, port = address.rpartition(":")
-        if host and not address.startswith(("unix:", "fd://")) and port.isdigit():
+        if host and port.isdigit():
             return int(port)
+        if not host and not address.startswith("["):  # a host alone: gunicorn's port 8000
+            return 8000
     return None
 
 

@@ -10,7 +10,11 @@
     // After this event: the browser has already taken the pressed button's name and value.
     window.setTimeout(function () {
       Array.prototype.forEach.call(form.querySelectorAll("button[type=submit], button:not([type])"),
-        function (button) { button.disabled = true; button.dataset.sent = "1"; });
+        function (button) {
+          if (button.disabled) { return; }  // disabled by the page itself: it stays so after Back
+          button.disabled = true;
+          button.dataset.sent = "1";
+        });
     }, 0);
   });
 

@@ -628,6 +628,92 @@ def test_direction_controls_and_invisible_names_are_shown_plainly(alice, dash_ap
     assert re.search(r'href="/events/990000011[^"]*">\(no name\)</a>', queue)
 
 
+def test_event_pages_show_values_no_page_can_encode_or_no_float_can_hold(alice, dash_engine, scored_pairs):
+    """/score accepts and stores lone surrogates (escaped in JSON) and 400-digit integers; the
+    event page and the queue must still show such an event (a 500 hid it from analysts)."""
+    raw, score = scored_pairs[2]
+    huge = 10 ** 400
+    event = {**raw, "object_id": 990000021, "name": "Gig \ud800x", "venue_name": "\udfff",
+             "description": "<p>\ud800 text</p>", "currency": "\ud800", "gts": huge, "user_age": huge,
+             "sequence_number": huge, "extra \ud83d": "value \udc00",
+             "ticket_types": [{"cost": huge, "quantity_total": huge, "availability": "\ud800"}],
+             "previous_payouts": [{"amount": huge, "created": "2013-01-01 00:00:00", "name": "\ud800"}]}
+    db.save_scores(dash_engine, [(event, {**score, "object_id": 990000021, "risk_tier": "high",
+                                          "expected_loss": 10**9, "reasons": ["currency \ud800"]})])
+    page = alice.get("/events/990000021")
+    assert page.status_code == 200, page.get_data(as_text=True)[-2000:]
+    text = page.get_data(as_text=True)
+    assert "Gig ?x" in text and ("1" + "0" * 30 in text or f"{huge:,}"[:30] in text)
+    assert alice.get("/queue?tier=high&q=990000021").status_code == 200
+
+
+def test_what_the_analyst_typed_is_sent_back_as_typed(dash_app, dash_engine):
+    """Direction controls are marked where pages show text, but not inside the analyst's own
+    note: a note refilled after a refusal sends back exactly what was typed."""
+    target = _any_id(dash_engine)
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    bob.post(f"/events/{target}/review", data={"action": "needs_info", "expected_review_id": ""})
+    note = "payee \u202enosretep\u202c is odd"
+    page = alice.post(f"/events/{target}/review", data={
+        "action": "cleared", "expected_review_id": "", "note": note}).get_data(as_text=True)
+    assert re.search(r'<textarea id="note"[^>]*>(.*?)</textarea>', page, re.S).group(1) == note
+    queue = alice.get("/queue", query_string={"q": "\u202emoc"}).get_data(as_text=True)
+    assert 'name="q" value="\u202emoc"' in queue
+
+
+@pytest.mark.parametrize("name", ["\u2003\u200b\u2003", "\u3164", "\u2800 \u034f", " \u180e\u2061 "])
+def test_names_that_draw_nothing_show_as_no_name(alice, dash_engine, scored_pairs, name):
+    raw, score = scored_pairs[3]
+    db.save_scores(dash_engine, [({**raw, "object_id": 990000031, "name": name},
+                                  {**score, "object_id": 990000031})])
+    assert '<h1 id="event-name">(no name)</h1>' in alice.get("/events/990000031").get_data(as_text=True)
+    assert dashboard.shows_nothing(name) and not dashboard.shows_nothing(name + "a")
+
+
+def test_decisions_on_numbers_that_are_no_event_id_are_refused(alice):
+    too_big = 2 ** 63
+    assert alice.post(f"/events/{too_big}/review", data={"action": "cleared"}).status_code == 404
+    assert alice.post("/reviews/bulk", data={"action": "cleared", "object_id": [too_big]}).status_code == 400
+
+
+def test_a_form_from_another_analysts_sign_in_is_not_sent_as_theirs(build_app):
+    """alice's page was open when bob signed in on the same browser: her decision must not be
+    saved under bob's name, and no retry is offered; the note is kept to copy."""
+    app = build_app(WTF_CSRF_ENABLED=True)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    assert sign_in(client, csrf=True).status_code == 302
+    target = _any_id(engine)
+    old_token = csrf_token(client.get(f"/events/{target}").get_data(as_text=True))
+    client.post("/logout", data={"csrf_token": old_token})
+    assert sign_in(client, "bob", csrf=True).status_code == 302
+    response = client.post(f"/events/{target}/review", data={
+        "action": "flagged_fraud", "expected_review_id": "", "note": "alice's finding",
+        "csrf_token": old_token, "by": "alice"})
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 400 and "alice started it, and bob is signed in now" in page
+    assert "alice's finding" in page and 'class="decision-form"' not in page
+    assert db.reviews_for(engine, target) == []
+
+
+def test_a_bulk_decision_partly_refused_keeps_the_note(alice, dash_app, dash_engine):
+    ids = [r["object_id"] for r in db.queue(dash_engine, tier="medium", per_page=2)[0]]
+    bob = dash_app.test_client()
+    sign_in(bob, "bob")
+    bob.post(f"/events/{ids[1]}/review", data={"action": "needs_info", "expected_review_id": ""})
+    response = alice.post("/reviews/bulk", data={
+        "action": "cleared", "object_id": ids, "note": "same organiser, known", **{f"seen_{i}": "" for i in ids},
+        "next": "/queue?tier=medium"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert 'id="bulk-note" name="note" maxlength="2000" placeholder="Optional note (why?)" value="same organiser, known"' in page
+    assert 'id="queue-table"' in page  # the queue again, where the analyst was
+    assert any("Not applied" in m for m in flashes(page)) and "Cleared: " in " ".join(flashes(page))
+    assert db.get_prediction(dash_engine, ids[0])["review_status"] == "cleared"
+    assert db.get_prediction(dash_engine, ids[1])["review_status"] == "needs_info"
+
+
 def test_bulk_clear_and_bulk_conflicts(alice, dash_app, dash_engine):
     ids = [r["object_id"] for r in db.queue(dash_engine, tier="high", per_page=3)[0]]
     response = alice.post("/reviews/bulk", data={

@@ -351,3 +351,10 @@ def test_reasons_state_amounts_in_the_events_own_currency():
         "ticket prices 12.00 to 40.50 AUD"
     for record in ({}, {"currency": None}, {"currency": "<b>"}, {"currency": 5}):
         assert features.phrase_reason("money_at_stake", values, record, up=True) == "19,350 of tickets at stake"
+
+
+def test_reasons_count_characters_in_good_english():
+    assert features.phrase_reason("name_style", {"name_length": 1.0, "name_caps_share": 0.0}, {}, up=True) \
+        .startswith("event name of 1 character")
+    assert "of 1 character" not in features.phrase_reason(
+        "name_style", {"name_length": 12.0, "name_caps_share": 0.0}, {}, up=True)
