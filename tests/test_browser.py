@@ -67,7 +67,10 @@ def browser():
         system_missing("BROWSER", f"Playwright for Python is not installed ({exc}); pip install -r requirements-dev.txt")
     playwright = sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # Playwright turns the back-forward cache off by default; analysts' browsers have it on,
+        # and pages restored by Back must work (test_back_then_enter_in_the_bulk_note_sends_nothing).
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                              ignore_default_args=["--disable-back-forward-cache"])
     except PlaywrightError as exc:
         playwright.stop()
         system_missing("BROWSER", f"Chromium would not start: {exc}")
@@ -178,6 +181,32 @@ def test_enter_in_the_bulk_note_sends_nothing(session):
     page.wait_for_timeout(700)
     assert page.input_value("#bulk-note") == "checked the venue, looks legitimate"  # same page
     assert db.reviews_for(engine, object_id) == []
+
+
+def test_back_then_enter_in_the_bulk_note_sends_nothing(session):
+    """After a bulk decision, Back restores the queue from the browser's cache with its buttons
+    re-enabled; the hidden default button must stay disabled, or Enter sends a form with no action."""
+    page, engine = session["page"], session["engine"]
+    page.goto(session["url"] + "/queue?tier=low&status=unreviewed")
+    boxes = page.locator("#queue-table input.row-select")
+    first = int(boxes.nth(0).get_attribute("value"))
+    boxes.nth(0).check()
+    page.click("button.bulk-action[value=needs_info]")
+    page.wait_for_selector(".flash-success")
+    page.go_back(wait_until="commit")  # a page from the cache fires no new "load"
+    page.wait_for_selector("#bulk-note")
+    restored = page.evaluate("() => performance.getEntriesByType('navigation')[0].type")
+    posts = []
+    page.on("request", lambda request: request.method == "POST" and posts.append(request.url))
+    second = int(page.locator("#queue-table input.row-select").nth(1).get_attribute("value"))
+    page.locator("#queue-table input.row-select").nth(1).check()
+    page.fill("#bulk-note", "typed after going back")
+    page.press("#bulk-note", "Enter")
+    page.wait_for_timeout(700)
+    assert posts == [], f"Enter sent the form (page restored by {restored})"
+    assert page.input_value("#bulk-note") == "typed after going back"
+    assert [r["action"] for r in db.reviews_for(engine, first)] == ["needs_info"]
+    assert db.reviews_for(engine, second) == []
 
 
 def test_a_decision_is_sent_once_however_often_it_is_clicked(session):
