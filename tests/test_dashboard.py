@@ -527,12 +527,13 @@ def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
 
 def test_a_decision_not_applied_keeps_the_analysts_note(dash_app, dash_engine):
     """bob decided first: alice's decision is refused, and the note she wrote comes back in the
-    form (409) instead of being thrown away."""
+    form (409) instead of being thrown away, exactly as typed (direction controls, which pages
+    mark where they show text, are left as they are in the analyst's own note)."""
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()
     sign_in(alice), sign_in(bob, "bob")
     bob.post(f"/events/{target}/review", data={"action": "flagged_fraud", "expected_review_id": ""})
-    note = "Called the venue: <booked> & paid, looks legitimate"
+    note = "Called the venue: <booked> & paid, looks legitimate; payee \u202enosretep\u202c is odd"
     response = alice.post(f"/events/{target}/review", data={
         "action": "cleared", "expected_review_id": "", "note": note, "back": "/queue?tier=medium"})
     page = response.get_data(as_text=True)
@@ -581,10 +582,12 @@ def test_a_queue_page_past_the_end_goes_to_the_last_page(alice, dash_engine):
     assert len(row_ids(page)) == total - (pages - 1) * 10 > 0
 
 
-@pytest.mark.parametrize("why", ["signed out in another tab", "page from an earlier sign-in"])
+@pytest.mark.parametrize("why", ["signed out in another tab", "page from an earlier sign-in",
+                                 "another analyst signed in since"])
 def test_a_refused_form_keeps_the_decision_and_says_why(build_app, why):
     """The CSRF check comes first; when it fails on a decision, the page says what happened,
-    nothing is applied, and the note is kept (to copy, or to send again)."""
+    nothing is applied, and the note is kept (to copy, or to send again). A page alice opened
+    and sent after bob signed in on the same browser is never saved under bob's name."""
     app = build_app(WTF_CSRF_ENABLED=True)
     engine = app.extensions["db_engine"]
     client = app.test_client()
@@ -594,15 +597,20 @@ def test_a_refused_form_keeps_the_decision_and_says_why(build_app, why):
     client.post("/logout", data={"csrf_token": old_token})  # the other tab
     if why.startswith("page from"):
         assert sign_in(client, csrf=True).status_code == 302
+    if why.startswith("another"):
+        assert sign_in(client, "bob", csrf=True).status_code == 302
     note = "organiser's bank details differ from the payee"
     response = client.post(f"/events/{target}/review", data={
         "action": "flagged_fraud", "expected_review_id": "", "note": note, "csrf_token": old_token,
-        "back": "/queue?tier=high"})
+        "back": "/queue?tier=high", "by": "alice"})
     page = response.get_data(as_text=True)
     assert response.status_code == 400 and "NOT saved" in page and note in html.unescape(page)
     assert db.reviews_for(engine, target) == []
     if why.startswith("signed out"):
         assert "you were signed out" in page and "/login?next=" in page
+        return
+    if why.startswith("another"):
+        assert "alice started it, and bob is signed in now" in page and 'class="decision-form"' not in page
         return
     assert "security token" in page  # and a retry form with a fresh token, checked as before
     retry, form = re.search(r'<form method="post" action="([^"]+)" class="decision-form">(.*?)</form>', page, re.S).groups()
@@ -647,17 +655,9 @@ def test_event_pages_show_values_no_page_can_encode_or_no_float_can_hold(alice, 
     assert alice.get("/queue?tier=high&q=990000021").status_code == 200
 
 
-def test_what_the_analyst_typed_is_sent_back_as_typed(dash_app, dash_engine):
-    """Direction controls are marked where pages show text, but not inside the analyst's own
-    note: a note refilled after a refusal sends back exactly what was typed."""
-    target = _any_id(dash_engine)
-    alice, bob = dash_app.test_client(), dash_app.test_client()
-    sign_in(alice), sign_in(bob, "bob")
-    bob.post(f"/events/{target}/review", data={"action": "needs_info", "expected_review_id": ""})
-    note = "payee \u202enosretep\u202c is odd"
-    page = alice.post(f"/events/{target}/review", data={
-        "action": "cleared", "expected_review_id": "", "note": note}).get_data(as_text=True)
-    assert re.search(r'<textarea id="note"[^>]*>(.*?)</textarea>', page, re.S).group(1) == note
+def test_the_search_box_shows_what_was_typed(alice):
+    """Direction controls are marked where pages show text, but not in the search box: Apply
+    must search for what was typed, not for the mark."""
     queue = alice.get("/queue", query_string={"q": "\u202emoc"}).get_data(as_text=True)
     assert 'name="q" value="\u202emoc"' in queue
 
@@ -675,26 +675,6 @@ def test_decisions_on_numbers_that_are_no_event_id_are_refused(alice):
     too_big = 2 ** 63
     assert alice.post(f"/events/{too_big}/review", data={"action": "cleared"}).status_code == 404
     assert alice.post("/reviews/bulk", data={"action": "cleared", "object_id": [too_big]}).status_code == 400
-
-
-def test_a_form_from_another_analysts_sign_in_is_not_sent_as_theirs(build_app):
-    """alice's page was open when bob signed in on the same browser: her decision must not be
-    saved under bob's name, and no retry is offered; the note is kept to copy."""
-    app = build_app(WTF_CSRF_ENABLED=True)
-    engine = app.extensions["db_engine"]
-    client = app.test_client()
-    assert sign_in(client, csrf=True).status_code == 302
-    target = _any_id(engine)
-    old_token = csrf_token(client.get(f"/events/{target}").get_data(as_text=True))
-    client.post("/logout", data={"csrf_token": old_token})
-    assert sign_in(client, "bob", csrf=True).status_code == 302
-    response = client.post(f"/events/{target}/review", data={
-        "action": "flagged_fraud", "expected_review_id": "", "note": "alice's finding",
-        "csrf_token": old_token, "by": "alice"})
-    page = html.unescape(response.get_data(as_text=True))
-    assert response.status_code == 400 and "alice started it, and bob is signed in now" in page
-    assert "alice's finding" in page and 'class="decision-form"' not in page
-    assert db.reviews_for(engine, target) == []
 
 
 def test_a_bulk_decision_partly_refused_keeps_the_note(alice, dash_app, dash_engine):
