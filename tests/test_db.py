@@ -176,6 +176,29 @@ def test_model_change_keeps_the_previous_score(engine):
     assert row["times_received"] == 3  # three sends; a rescore is not a resend
 
 
+def test_a_large_batch_of_new_and_resent_events_stores_each_row(engine):
+    # More rows than one round trip of Postgres's batched executemany (100) and a mix of new
+    # events, resends under a new model and a reviewed event: each row must come out as if
+    # it had been sent on its own.
+    db.save_scores(engine, [(raw(i, name=f"old {i}"), score(i, p=0.6, version="m1")) for i in range(0, 250, 2)],
+                   received_at=T0)
+    db.add_review(engine, [4], "cleared", "ann")
+    batch = [(raw(i, name=f"new {i}\t\\ '; --"), score(i, p=i / 1000, tier="low", version="m2"))
+             for i in range(250)]
+    assert db.save_scores(engine, batch, received_at=T0 + 5) == 250
+    assert db.count_predictions(engine) == 250
+    for i in (0, 4, 101, 199, 248, 249):
+        row = db.get_prediction(engine, i)
+        resent = i % 2 == 0
+        assert row["name"] == f"new {i}\t\\ '; --" and row["raw_payload"]["name"] == row["name"]
+        assert (row["fraud_probability"], row["model_version"]) == (i / 1000, "m2")
+        assert row["times_received"] == (2 if resent else 1)
+        assert row["first_received_at"] == (T0 if resent else T0 + 5) and row["last_received_at"] == T0 + 5
+        assert (row["previous_fraud_probability"], row["previous_model_version"]) == (
+            (0.6, "m1") if resent else (None, None))
+        assert row["review_status"] == ("cleared" if i == 4 else "unreviewed")
+
+
 def test_nan_is_stored_as_null_and_the_payload_round_trips(engine):
     record = raw(11, gts=float("nan"), sale_duration=float("inf"), delivery_method=float("nan"),
                  ticket_types=[{"event_id": 11, "cost": float("nan"), "quantity_total": 5}])

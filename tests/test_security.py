@@ -504,6 +504,8 @@ REVIEWED_RAW_SQL = {
                           "placeholder per dialect (db.SCHEMA_PLACEHOLDERS): repository text, no values",
     ("db.py", "_execute_prepared_upsert"): "PREPARE/EXECUTE text rendered once by _prepared_upsert_sql() "
                                            "from the SQLAlchemy upsert: values travel as bound parameters",
+    ("db.py", "_upsert_rows"): "SQLite's upsert compiled once by _sqlite_upsert_sql() from the same "
+                               "SQLAlchemy upsert: values travel as bound parameters",
 }
 
 
@@ -590,6 +592,8 @@ def test_no_sql_is_built_from_strings():
     prepare, execute, order = db._prepared_upsert_sql()
     assert re.fullmatch(rf"EXECUTE {db.PREPARED_UPSERT} \((%s, )*%s\)", execute)
     assert prepare.count("$") == len(order) == len(db.ROW_KEYS) and "%" not in prepare
+    sqlite_sql, sqlite_order = db._sqlite_upsert_sql()
+    assert sqlite_sql.count("?") == len(sqlite_order) == len(db.ROW_KEYS)
 
 
 # Reviewed exceptions, by file and name.
