@@ -911,23 +911,39 @@ def export_labels(engine: Engine) -> list[dict]:
 
 @_translate_errors
 def create_analyst(engine: Engine, name: str, password_hash: str) -> int:
-    """Add an analyst (the hash is made by the caller); ValueError when the name is taken."""
+    """Add an analyst (the hash is made by the caller); ValueError when the name is taken, in
+    any mix of capitals ("Ann" takes "ann": analysts sign in without minding case)."""
     if not isinstance(name, str) or not name.strip() or not password_hash:
         raise ValueError("an analyst needs a name and a password hash")
+    name = name.strip()
     try:
         with engine.begin() as conn:
-            return _insert_returning_id(conn, ANALYSTS, {"name": name.strip(), "password_hash": password_hash,
+            if _analysts_named(conn, name):
+                raise ValueError(f"analyst {name!r} already exists")
+            return _insert_returning_id(conn, ANALYSTS, {"name": name, "password_hash": password_hash,
                                                          "created_at": time.time()})
     except sa_exc.IntegrityError:
-        raise ValueError(f"analyst {name.strip()!r} already exists") from None
+        raise ValueError(f"analyst {name!r} already exists") from None
+
+
+def _analysts_named(conn, name: str) -> list[dict]:
+    """Analysts whose name equals ``name`` ignoring case, as the database lowers letters (both
+    sides alike, so an exact name always matches; SQLite lowers only A-Z)."""
+    return [dict(row) for row in conn.execute(
+        select(ANALYSTS).where(func.lower(ANALYSTS.c.name) == func.lower(name))).mappings()]
 
 
 @_translate_errors
 def get_analyst(engine: Engine, name: str) -> dict | None:
-    """One analyst by name, or None."""
+    """One analyst by name, ignoring case; None if there is none. An exact match wins: two
+    accounts that differ only in case (made before names ignored case) keep their own names,
+    and a name that matches both ambiguously finds neither."""
     with engine.connect() as conn:
-        found = conn.execute(select(ANALYSTS).where(ANALYSTS.c.name == name)).mappings().first()
-    return None if found is None else dict(found)
+        found = _analysts_named(conn, name)
+    exact = [row for row in found if row["name"] == name]
+    if exact or len(found) == 1:
+        return (exact or found)[0]
+    return None
 
 
 @_translate_errors

@@ -875,8 +875,12 @@ def test_create_analyst_command(build_app, monkeypatch):
     monkeypatch.setenv("ANALYST_PASSWORD", "short")
     assert runner.invoke(args=["create-analyst", "frank"]).exit_code != 0
     assert db.get_analyst(engine, "frank") is None
+    assert runner.invoke(args=["create-analyst", "Erin"]).exit_code != 0  # taken, whatever the case
     client = app.test_client()
     assert sign_in(client, "carol", "s3cret-pass").status_code == 302
+    assert client.post("/logout").status_code == 302
+    assert sign_in(client, "  Carol ", "s3cret-pass").status_code == 302  # names ignore case
+    assert "Signed in as <strong>carol</strong>" in client.get("/queue").get_data(as_text=True)
 
 
 def test_load_test_set_command(build_app):

@@ -395,6 +395,19 @@ def test_analysts(engine):
     assert db.get_analyst(engine, "nobody") is None and db.get_analyst_by_id(engine, "x") is None
     with pytest.raises(ValueError, match="already exists"):
         db.create_analyst(engine, "ann", "other")
+    # names ignore case: "ANN" is ann, and cannot be made beside her
+    assert db.get_analyst(engine, "ANN")["id"] == analyst_id
+    with pytest.raises(ValueError, match="already exists"):
+        db.create_analyst(engine, "Ann", "other")
+    # two accounts differing only in case (made before names ignored case): each exact name
+    # finds its own account, and a third spelling finds neither rather than a guess
+    with engine.begin() as conn:
+        conn.execute(db.ANALYSTS.insert().values(name="Ann", password_hash="h2", created_at=1.0))
+    assert db.get_analyst(engine, "ann")["id"] == analyst_id
+    assert db.get_analyst(engine, "Ann")["password_hash"] == "h2"
+    assert db.get_analyst(engine, "aNN") is None
+    other = db.create_analyst(engine, "Émile", "h3")  # not ASCII: the exact name still matches
+    assert db.get_analyst(engine, "Émile")["id"] == other
 
 
 def test_rejects_are_kept_truncated_newest_first(engine):
