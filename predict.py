@@ -23,6 +23,9 @@ import validation
 from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
 
 DEFAULT_MODEL_PATH = Path("models/model.pkl")
+# The app's instance folder (Flask's, beside app.py): the default SQLite file and spool, the
+# same ones the service uses whatever directory a batch job is started from.
+INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
 EXAMPLES_PATH = Path("test_script_examples.json")
 BATCH_SIZE = 2000
 # A file of at least this many events is a bulk load: the table's statistics are refreshed after it.
@@ -246,9 +249,13 @@ def main(argv=None) -> int:
     if not args.no_db:
         import db  # only the storing path needs the database layer
 
-        engine = db.make_engine(db.database_url(Path("instance")))
-        db.init_db(engine)
-        writer = db.ScoreWriter(engine, db.Spool(Path(os.environ.get("SPOOL_DIR", "instance/spool"))))
+        engine = db.make_engine(db.database_url(INSTANCE_DIR))
+        try:
+            db.init_db(engine)
+        except db.DatabaseUnavailable as exc:  # down from the start: nothing to spool yet, stop
+            print(f"error: the database cannot be reached, nothing was scored: {exc}", file=sys.stderr)
+            return 2
+        writer = db.ScoreWriter(engine, db.Spool(Path(os.environ.get("SPOOL_DIR") or INSTANCE_DIR / "spool")))
     try:
         records = read_input(args.input)
     except (OSError, validation.InvalidEvent) as exc:  # no such file, or a .json file that is not JSON
@@ -262,7 +269,13 @@ def main(argv=None) -> int:
     explain = REVIEW_TIERS if args.all and not args.all_reasons else True
     for result in score_chunks(model, chunks(records, BATCH_SIZE), workers, explain, rows_for):
         if writer is not None:
-            writer.write_rows(result.rows)
+            try:
+                writer.write_rows(result.rows)
+            except db.SpoolUnavailable as exc:
+                print(f"error: neither the database nor the spool can take events now ({exc}); "
+                      f"stopped after {total} stored or spooled record(s): this chunk and the rest "
+                      "of the input were not stored", file=sys.stderr)
+                return 2
         for where, reason, text in result.refused:
             refused += 1
             _report_refused(args.input, where, reason, text, refused, writer)
@@ -274,13 +287,35 @@ def main(argv=None) -> int:
     if total == 0 and refused == 0:
         print(f"error: no record at index {args.index} of {args.input}", file=sys.stderr)
         return 2
-    if writer is not None and total >= SETTLE_AFTER:
+    waiting = 0 if writer is None else _still_spooled(writer)
+    if writer is not None and total >= SETTLE_AFTER and not waiting:
         db.settle_after_bulk_load(writer.engine)
     elapsed = time.perf_counter() - started
-    print(f"scored {total} record(s) in {elapsed:.2f}s ({total / elapsed:,.0f}/s)"
-          f"{'' if writer is None else ', stored in the database'}"
-          f"{f'; refused {refused} (exit status 1)' if refused else ''}", file=sys.stderr)
-    return 1 if refused else 0
+    status = 3 if waiting else 1 if refused else 0
+    summary = f"scored {total} record(s) in {elapsed:.2f}s ({total / elapsed:,.0f}/s)"
+    if waiting:
+        summary += (f"; {waiting} event(s) wait in the spool at {writer.spool.path}, not yet in the "
+                    "database: the service writes them when the database is back")
+    elif writer is not None:
+        summary += ", stored in the database"
+    if refused:
+        summary += f"; refused {refused}"
+    print(summary + (f" (exit status {status})" if status else ""), file=sys.stderr)
+    return status
+
+
+def _still_spooled(writer) -> int:
+    """Events left in the spool once the job is done (a write the database refused went there),
+    after one more try to move them into the database; 0 when all are stored."""
+    import db
+
+    if writer.spool.is_empty():
+        return 0
+    try:
+        writer.drain()
+    except db.DatabaseUnavailable:
+        pass
+    return writer.spool.depth()
 
 
 def _report_refused(path: Path, where: str, reason: str, text: bytes, count: int, writer) -> None:

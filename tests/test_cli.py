@@ -2,6 +2,7 @@
 import copy
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from concurrent.futures.process import BrokenProcessPool
@@ -12,6 +13,7 @@ import pytest
 import db
 import model as model_module
 import predict
+from tests.pgserver import free_port
 
 EXAMPLES = json.loads(Path("test_script_examples.json").read_text())
 
@@ -163,6 +165,45 @@ def test_predict_cli_refuses_bad_lines_keeps_them_and_stores_the_rest(tiny_model
                                  "--no-db", "--input", str(bad)], capture_output=True, text=True)
         assert failed.returncode == 2 and f"error: cannot read {bad}" in failed.stderr
         assert message in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_predict_cli_says_when_events_wait_in_the_spool(tiny_model_path, tmp_path):
+    """The database refuses the job's writes (another process holds SQLite's write lock): the
+    events are spooled, the summary says so and where, the exit status is 3, and the spool
+    moves them into the database once it is free. A database down from the start is an error."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(dict(e, object_id=4000 + i)) + "\n" for i, e in enumerate(EXAMPLES[:3])))
+    db_file, spool_dir = tmp_path / "cli.db", tmp_path / "spool"
+    engine = db.make_engine(f"sqlite:///{db_file}")
+    db.init_db(engine)
+    env = {"DATABASE_URL": f"sqlite:///{db_file}", "SPOOL_DIR": str(spool_dir), "DB_BUSY_TIMEOUT_MS": "100",
+           "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "predict.py", "--model", str(tiny_model_path), "--all", "--quiet", "--input", str(path)]
+    lock = sqlite3.connect(db_file, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the write lock, held for the whole job
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert done.returncode == 3, done.stderr
+    assert f"3 event(s) wait in the spool at {spool_dir}, not yet in the database" in done.stderr
+    assert "stored in the database" not in done.stderr and "Traceback" not in done.stderr
+    assert db.count_predictions(engine) == 0
+    writer = db.ScoreWriter(engine, db.Spool(spool_dir))
+    writer.drain()
+    assert db.count_predictions(engine) == 3 and writer.spool.depth() == 0
+    engine.dispose()
+
+    down = dict(env, DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    failed = subprocess.run(command, capture_output=True, text=True, env=down, timeout=120)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert "error: the database cannot be reached, nothing was scored" in failed.stderr
+
+
+def test_predict_uses_the_apps_instance_folder(app):
+    """Started from any directory, a batch job finds the service's default database and spool."""
+    assert predict.INSTANCE_DIR == Path(app.instance_path)
 
 
 @pytest.mark.timeout(120)
