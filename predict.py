@@ -335,4 +335,12 @@ def _report_refused(path: Path, where: str, reason: str, text: bytes, count: int
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        exit_status = main()
+        sys.stdout.flush()  # a closed pipe shows here at the latest
+    except BrokenPipeError:  # the reader went away (`predict.py --all | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or the flush at exit fails again
+        print("stopped: the output was closed (for example by `head`) before the end of the input; "
+              "later records were not scored or stored (exit status 2)", file=sys.stderr)
+        exit_status = 2
+    sys.exit(exit_status)

@@ -23,10 +23,14 @@ fi
 stream_pid=$!
 trap 'kill "$stream_pid" 2>/dev/null || true' EXIT
 
+# One event to try the API with (the first of test_script_examples.json).
+"$BIN/python" -c "import json; print(json.dumps(json.load(open('test_script_examples.json'))[0]))" \
+  > instance/one_event.json
+
 cat <<MSG
 
   Dashboard:  http://127.0.0.1:${PORT}/        (sign-in details in instance/demo-analyst.txt)
-  Scoring:    curl -X POST -H 'Content-Type: application/json' -d @one_event.json http://127.0.0.1:${PORT}/score
+  Scoring:    curl -X POST -H 'Content-Type: application/json' -d @instance/one_event.json http://127.0.0.1:${PORT}/score
   API docs:   http://127.0.0.1:${PORT}/openapi.json  and README.md
   Stream:     http://127.0.0.1:${STREAM_PORT}/status  pushes one event every ${STREAM_INTERVAL}s (log: instance/stream.log)
   Stop:       Ctrl-C

@@ -201,6 +201,20 @@ def test_predict_cli_says_when_events_wait_in_the_spool(tiny_model_path, tmp_pat
     assert "error: the database cannot be reached, nothing was scored" in failed.stderr
 
 
+def test_predict_cli_stops_plainly_when_its_reader_goes_away(tiny_model_path, tmp_path):
+    """`predict.py --all | head -1`: a short message and exit status 2, not a traceback."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(dict(EXAMPLES[i % len(EXAMPLES)], object_id=5000 + i)) + "\n"
+                            for i in range(2000)))  # far more output than a pipe holds
+    job = subprocess.Popen([sys.executable, "predict.py", "--model", str(tiny_model_path), "--all", "--no-db",
+                            "--input", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(job.stdout.readline())["object_id"] == 5000
+    job.stdout.close()
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 2, stderr
+    assert b"stopped: the output was closed" in stderr and b"Traceback" not in stderr
+
+
 def test_predict_uses_the_apps_instance_folder(app):
     """Started from any directory, a batch job finds the service's default database and spool."""
     assert predict.INSTANCE_DIR == Path(app.instance_path)

@@ -78,14 +78,20 @@ def test_stream_to_database(db_url, tiny_model_path, stream_file, tmp_path):
 
 def test_the_app_registers_the_port_it_listens_on(tiny_model_path, stream_file, tmp_path):
     """Without PUBLIC_PORT the app registers the port gunicorn is bound to: the --bind the
-    systemd unit and the Docker image pass wins over BIND, as it does for gunicorn itself."""
+    systemd unit and the Docker image pass wins over BIND, as it does for gunicorn itself.
+    Without PROMETHEUS_MULTIPROC_DIR gunicorn makes a temporary metrics folder, and removes it
+    when it exits."""
     from tests.processes import GUNICORN, start_process
 
     app_port, stream_port = free_port(), free_port()
     stream = start_stream(stream_file, stream_port, tmp_path / "stream.log")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     env = app_env(app_port, tmp_path, f"sqlite:///{tmp_path / 'fraud.db'}", tiny_model_path,
                   STREAM_REGISTER_URL=f"http://127.0.0.1:{stream_port}/register", PUBLIC_IP="127.0.0.1",
-                  REGISTER_INTERVAL=1, BIND=f"127.0.0.1:{free_port()}")  # overridden by --bind
+                  REGISTER_INTERVAL=1, BIND=f"127.0.0.1:{free_port()}",  # overridden by --bind
+                  TMPDIR=temp)
+    del env["PROMETHEUS_MULTIPROC_DIR"]
     app = start_process([GUNICORN, "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{app_port}",
                          "app:create_app()"], tmp_path / "gunicorn.log", env={**env, "PUBLIC_PORT": ""},
                         ready_url=f"http://127.0.0.1:{app_port}/hello")
@@ -93,9 +99,12 @@ def test_the_app_registers_the_port_it_listens_on(tiny_model_path, stream_file, 
         wait_for(lambda: f"http://127.0.0.1:{app_port}" in requests.get(
             f"http://127.0.0.1:{stream_port}/status", timeout=5).json()["urls"], timeout=30,
             what="the app's real port registered")
+        assert len(list(temp.glob("fraud-metrics-*"))) == 1
+        assert requests.get(f"http://127.0.0.1:{app_port}/metrics", timeout=5).status_code == 200
     finally:
         stop_process(app)
         stop_process(stream)
+    assert list(temp.glob("fraud-metrics-*")) == [], (tmp_path / "gunicorn.log").read_text()[-3000:]
 
 
 # ---------------------------------------------------------------- make run's script
