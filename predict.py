@@ -313,7 +313,7 @@ def _still_spooled(writer) -> int:
         return 0
     try:
         writer.drain()
-    except db.DatabaseUnavailable:
+    except (db.DatabaseUnavailable, OSError):  # still away, or the spool's disk fails: report what waits
         pass
     return writer.spool.depth()
 
