@@ -844,14 +844,16 @@ def _not_saved(object_ids, action, note, expected, retry_url, back=None):
     ), 503
 
 
-def _report(result: dict, action: str, names: dict) -> None:
-    """Flash what was applied and, for each conflict, who decided what in the meantime.
+def _report(result: dict, action: str) -> None:
+    """Flash what was applied and, for each conflict, who decided what in the meantime, naming
+    the events by their stored names.
 
     Flashed messages ride in the session cookie (4 KB at most), so event names, written by the
     organiser and of any length, are cut short: a cookie too large is dropped with every message.
     """
-    names = {k: _short(v) for k, v in names.items()}
     applied = result.get("applied") or []
+    names = {k: _short(v) for k, v in _event_names(
+        applied[:1] if len(applied) == 1 else [], result.get("conflicts") or []).items()}
     if applied:
         if len(applied) == 1:
             label = f"“{names[applied[0]]}”" if names.get(applied[0]) else f"event {applied[0]}"
@@ -872,6 +874,19 @@ def _report(result: dict, action: str, names: dict) -> None:
     if len(conflicts) > 10:
         flash(f"…and {len(conflicts) - 10} more events changed by other analysts were not applied.",
               "warning")
+
+
+def _event_names(applied: list, conflicts: list) -> dict:
+    """Stored names of the events a report mentions (at most eleven); none if they cannot be
+    read just now: the decision is saved either way, and its message then gives the ids."""
+    ids = [*applied, *(c.get("object_id") for c in conflicts[:10])]
+    if not ids:
+        return {}
+    try:
+        return db.event_names(current_app.extensions["db_engine"], ids)
+    except DB_ERRORS as exc:
+        log.warning("event names for a decision's message could not be read: %s", exc)
+        return {}
 
 
 def _short(name, limit: int = 80):
@@ -900,7 +915,7 @@ def review(object_id: int):
                           url_for("dashboard.review", object_id=object_id), back)
     if not result.get("applied") and not result.get("conflicts"):
         abort(404, description=f"There is no scored event with id {object_id}.")
-    _report(result, action, {object_id: request.form.get("event_name")})
+    _report(result, action)
     if result.get("conflicts") and note:  # not applied: show the page again with the note kept
         return _event_page(object_id, back, note=note), 409
     return redirect(event_url)
@@ -928,7 +943,7 @@ def bulk_review():
     result = _apply_decision(object_ids, action, note, expected)
     if result is None:
         return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"), back)
-    _report(result, action, {})
+    _report(result, action)
     if result.get("conflicts") and note:  # some not applied: the queue again, the note kept
         return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 409
     return redirect(back)

@@ -724,6 +724,17 @@ def raw_payloads(engine: Engine, object_ids) -> dict[int, dict]:
 
 
 @_translate_errors
+def event_names(engine: Engine, object_ids) -> dict[int, str | None]:
+    """object_id -> the event's name as stored (None when it has none), for the given ids."""
+    ids = [i for i in map(_parse_object_id, object_ids) if i is not None]
+    if not ids:
+        return {}
+    query = select(PREDICTIONS.c.object_id, PREDICTIONS.c.name).where(PREDICTIONS.c.object_id.in_(ids))
+    with engine.connect() as conn:
+        return {int(row.object_id): row.name for row in conn.execute(query)}
+
+
+@_translate_errors
 def count_predictions(engine: Engine) -> int:
     """How many distinct events are stored."""
     with engine.connect() as conn:

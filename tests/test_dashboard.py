@@ -518,7 +518,7 @@ def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     assert seen is None
     bob.post(f"/events/{target}/review", data={"action": "flagged_fraud", "expected_review_id": ""})
     response = alice.post(f"/events/{target}/review",
-                          data={"action": "cleared", "expected_review_id": "", "event_name": "The Gig"},
+                          data={"action": "cleared", "expected_review_id": ""},
                           follow_redirects=True)
     message = " ".join(flashes(response.get_data(as_text=True)))
     assert "Not applied" in message and "bob" in message and "Flagged as fraud" in message
@@ -560,16 +560,33 @@ def test_a_decision_keeps_the_analysts_place_in_the_queue(alice, dash_engine):
         "action": "note", "note": "x", "back": "https://evil.example/"}).headers["Location"] == f"/events/{target}"
 
 
-def test_a_long_event_name_does_not_lose_the_message(alice, dash_engine):
+def test_a_long_event_name_does_not_lose_the_message(alice, dash_engine, scored_pairs):
     """Messages ride in the session cookie: a 6,000-letter name (the organiser's) is cut short,
     so the cookie stays under the 4 KB browsers keep and the message is shown."""
-    target = _any_id(dash_engine)
+    raw, score = scored_pairs[3]
+    target = 990000041
+    db.save_scores(dash_engine, [({**raw, "object_id": target, "name": "N" * 6000}, {**score, "object_id": target})])
     response = alice.post(f"/events/{target}/review", data={
-        "action": "flagged_fraud", "expected_review_id": "", "event_name": "N" * 6000})
+        "action": "flagged_fraud", "expected_review_id": "", "event_name": "a name the form may not choose"})
     cookie = response.headers["Set-Cookie"]
     assert len(cookie) < 4093, len(cookie)
     [message] = flashes(alice.get(f"/events/{target}").get_data(as_text=True))
     assert message.startswith("Flagged as fraud: “NNN") and "…" in message and len(message) < 120
+
+
+def test_a_saved_decision_is_reported_even_when_names_cannot_be_read(alice, dash_engine, monkeypatch):
+    """The decision is saved; if the event's name cannot be read just then, the message gives
+    its id instead of turning a saved decision into an error page."""
+    target = _any_id(dash_engine)
+
+    def unavailable(*_args):
+        raise db.DatabaseUnavailable("database is locked")
+
+    monkeypatch.setattr(db, "event_names", unavailable)
+    response = alice.post(f"/events/{target}/review", data={"action": "flagged_fraud", "expected_review_id": ""})
+    assert response.status_code == 302
+    assert flashes(alice.get(f"/events/{target}").get_data(as_text=True)) == [f"Flagged as fraud: event {target}."]
+    assert db.get_prediction(dash_engine, target)["review_status"] == "flagged_fraud"
 
 
 def test_a_queue_page_past_the_end_goes_to_the_last_page(alice, dash_engine):
@@ -717,7 +734,8 @@ def test_bulk_clear_and_bulk_conflicts(alice, dash_app, dash_engine):
         **{f"seen_{i}": str(last[i]) for i in ids[:2]}, f"seen_{ids[2]}": ""}, follow_redirects=True)
     messages = flashes(response.get_data(as_text=True))
     assert "Flagged as fraud: 2 events." in messages
-    assert any("Not applied" in m and "bob" in m and str(ids[2]) in m for m in messages)
+    name = dashboard._short(db.get_prediction(dash_engine, ids[2])["name"])
+    assert any(m.startswith(f"Not applied to “{name}” (event {ids[2]}): bob") for m in messages), messages
     assert db.get_prediction(dash_engine, ids[2])["review_status"] == "needs_info"
 
 

@@ -144,7 +144,7 @@ def open_event(session: requests.Session, port: int, object_id: int) -> dict[str
 
 def decide(session, port, object_id, form, action, gate, outcomes, key):
     """Submit the decision form (after the gate, so both analysts press at once); keep the page shown."""
-    data = {name: form[name] for name in ("csrf_token", "expected_review_id", "event_name")}
+    data = {name: form[name] for name in ("csrf_token", "expected_review_id")}
     data.update(action=action, note=f"{action} on instance {port}")
     gate.wait()
     response = session.post(f"http://127.0.0.1:{port}/events/{object_id}/review", data=data, timeout=POST_TIMEOUT)
