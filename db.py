@@ -136,6 +136,23 @@ def _is_unavailable(error: sa_exc.DBAPIError) -> bool:
         getattr(error, "connection_invalidated", False))
 
 
+# Postgres error classes that refuse the values themselves, the same on every retry: data
+# exceptions (22), integrity constraints (23), program limits such as an index key too large (54).
+_REFUSING_SQLSTATE_CLASSES = ("22", "23", "54")
+
+
+def _refuses_the_values(error) -> bool:
+    """True for a database error that the same statement would meet again however often it is
+    retried (a bad value, a constraint, a size limit), as opposed to the database being away.
+
+    SQLAlchemy files some of these under OperationalError (Postgres's 'index row size exceeds
+    maximum' is one), so the class alone does not tell; Postgres's SQLSTATE does."""
+    if isinstance(error, (sa_exc.IntegrityError, sa_exc.DataError)):
+        return True
+    code = getattr(getattr(error, "orig", None), "pgcode", None) or ""
+    return code[:2] in _REFUSING_SQLSTATE_CLASSES
+
+
 def _translate_errors(func_):
     """Decorator: connection-level database errors (and a pool with no free connection) become DatabaseUnavailable."""
     @functools.wraps(func_)
@@ -1567,13 +1584,13 @@ class ScoreWriter:
                     return 0
                 _upsert_rows(conn, entry["rows"])
                 return 1
-        except (sa_exc.IntegrityError, sa_exc.DataError) as error:
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+            if not _refuses_the_values(error):
+                raise DatabaseUnavailable(_short_error(error)) from error
             # Deterministic refusal: retrying would block the spool forever. Keep it aside.
             log.error("spool entry %s refused by the database, set aside: %s", entry["id"], _short_error(error))
             self.spool.bury(line, _short_error(error))
             return 0
-        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
-            raise DatabaseUnavailable(_short_error(error)) from error
 
     def _forget(self, ids: list[str]) -> None:
         """Delete applied-entry ids once their spool file is gone (and any older than a week)."""

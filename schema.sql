@@ -1,7 +1,8 @@
 -- The one database schema of the fraud-triage service, for SQLite and Postgres 15 alike.
 --
 -- Applied by db.init_db() (at app start-up and by `flask --app app init-db`). Only
--- CREATE ... IF NOT EXISTS: applying it again never drops or changes stored data.
+-- CREATE ... IF NOT EXISTS, and DROP INDEX IF EXISTS for indexes no longer made: applying it
+-- again never drops or changes stored data.
 --
 -- Portability: the type names below mean the same on both databases (SQLite maps BIGINT to
 -- INTEGER affinity and DOUBLE PRECISION to REAL). The one thing written differently is a
@@ -99,12 +100,16 @@ CREATE INDEX IF NOT EXISTS ix_predictions_first_received
 -- The probability histogram and the sort by probability.
 CREATE INDEX IF NOT EXISTS ix_predictions_probability ON predictions (fraud_probability);
 CREATE INDEX IF NOT EXISTS ix_predictions_last_received ON predictions (last_received_at);
--- search: object_id is the primary key; these serve equality and prefix matches
-CREATE INDEX IF NOT EXISTS ix_predictions_name ON predictions (name);
-CREATE INDEX IF NOT EXISTS ix_predictions_org_name ON predictions (org_name);
-CREATE INDEX IF NOT EXISTS ix_predictions_email_domain ON predictions (email_domain);
--- the what-if view reads only the labelled (test-set) rows
-CREATE INDEX IF NOT EXISTS ix_predictions_labelled ON predictions (acct_type) WHERE acct_type IS NOT NULL;
+-- The what-if view reads only the labelled (test-set) rows. The key is object_id, not acct_type:
+-- no text the sender writes is an index key, because Postgres refuses a b-tree key over about
+-- 2,700 bytes, and one such event would be refused on every retry.
+CREATE INDEX IF NOT EXISTS ix_predictions_labelled_ids ON predictions (object_id) WHERE acct_type IS NOT NULL;
+-- Indexes of earlier versions, removed for the same reason: the organiser's texts as keys.
+-- Search matches substrings, which a b-tree cannot serve, so they served no query.
+DROP INDEX IF EXISTS ix_predictions_name;
+DROP INDEX IF EXISTS ix_predictions_org_name;
+DROP INDEX IF EXISTS ix_predictions_email_domain;
+DROP INDEX IF EXISTS ix_predictions_labelled;
 
 -- Append-only audit trail of analyst actions; predictions.review_status mirrors the latest decision.
 CREATE TABLE IF NOT EXISTS reviews (
