@@ -439,7 +439,7 @@ def health():
         "model_loaded": True,
         "model_version": app.extensions["fraud_model"].version,
         "database": "ok" if database_ok else "unreachable",
-        "spool": {"depth": depth, "writable": spool_ok},
+        "spool": {"depth": depth, "writable": spool_ok, "set_aside": writer.spool.dead_depth()},
         "demo_mode": app.config["DEMO_MODE"],
     }
     return jsonify(body), 200 if body["status"] == "ok" else 503

@@ -1390,7 +1390,7 @@ class Spool:
         try:
             with open(self._file(self.DEAD), "rb") as handle:
                 return sum(1 for _ in handle)
-        except FileNotFoundError:
+        except OSError:  # absent, or the spool directory itself is unusable (as depth says 0 then)
             return 0
 
 

@@ -62,8 +62,14 @@ class _HostGauges:
 
     def collect(self):
         depth = GaugeMetricFamily("fraud_spool_depth", "Scored events waiting in the local spool.")
-        depth.add_metric([], self.app.extensions["score_writer"].spool.depth())
+        spool = self.app.extensions["score_writer"].spool
+        depth.add_metric([], spool.depth())
         yield depth
+        aside = GaugeMetricFamily("fraud_spool_set_aside",
+                                  "Spooled writes the database refused for good, kept aside in the spool's "
+                                  "dead.jsonl for a person to look at.")
+        aside.add_metric([], spool.dead_depth())
+        yield aside
         model = GaugeMetricFamily("fraud_model_info", "The model serving scores (value is always 1).",
                                   labels=["version"])
         model.add_metric([self.app.extensions["fraud_model"].version], 1)

@@ -289,7 +289,7 @@ def test_hostile_html_is_stored_verbatim_and_scored(app, client):
 def test_health_version_openapi(client):
     health = client.get("/health")
     assert health.status_code == 200 and health.json["database"] == "ok"
-    assert health.json["spool"] == {"depth": 0, "writable": True}
+    assert health.json["spool"] == {"depth": 0, "writable": True, "set_aside": 0}
     version = client.get("/version").json
     assert version["version"] and set(version["thresholds"]) == {"medium", "high"}
     spec = client.get("/openapi.json").json
@@ -408,6 +408,15 @@ def test_metrics_count_the_traffic(client):
     assert counter(after, "fraud_score_rejects_total", 'status="400"') \
         - counter(before, "fraud_score_rejects_total", 'status="400"') == 1
     assert "fraud_spool_depth 0.0" in after and "fraud_model_info{version=" in after
+    assert "fraud_spool_set_aside 0.0" in after
+
+
+def test_writes_set_aside_are_counted_where_operators_look(client):
+    """A spooled write the database refused for good is kept in dead.jsonl: /health and
+    /metrics say how many, so someone looks at them."""
+    client.application.extensions["score_writer"].spool.bury(b'{"id": "x", "rows": []}', "index row too big")
+    assert client.get("/health").json["spool"]["set_aside"] == 1
+    assert "fraud_spool_set_aside 1.0" in client.get("/metrics").text
 
 
 def test_metrics_content_type_has_one_charset(client):
