@@ -890,10 +890,21 @@ def _event_names(applied: list, conflicts: list) -> dict:
 
 
 def _short(name, limit: int = 80):
-    """A name cut to ``limit`` characters for a message (None when it shows nothing)."""
+    """A name cut to fit ``limit`` bytes of the session cookie, for a message (None when it
+    shows nothing). The cookie's JSON writes a character outside ASCII as a 6-byte escape (12
+    for one past U+FFFF), so the budget counts those, not characters: ten cut names of any
+    script still fit one cookie with their messages."""
     if not isinstance(name, str) or shows_nothing(name):
         return None
-    return name if len(name) <= limit else name[:limit - 1] + "…"
+    costs = [1 if char < "\x80" else 6 if char <= "\uffff" else 12 for char in name[:limit]]
+    if len(name) <= limit and sum(costs) <= limit:
+        return name
+    spent = 0
+    for index, cost in enumerate(costs):
+        spent += cost
+        if spent > limit - 6:  # room left for the "…" (itself written as a 6-byte escape)
+            return name[:index] + "…"
+    return name[:limit - 6] + "…"  # not reached: limit characters cost at least limit
 
 
 @bp.route("/events/<int:object_id>/review", methods=["POST"])

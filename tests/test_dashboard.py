@@ -8,6 +8,7 @@ session's tiny model; the helpers at the top are shared with tests/test_browser.
 from __future__ import annotations
 
 import html
+import random
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -572,6 +573,26 @@ def test_a_long_event_name_does_not_lose_the_message(alice, dash_engine, scored_
     assert len(cookie) < 4093, len(cookie)
     [message] = flashes(alice.get(f"/events/{target}").get_data(as_text=True))
     assert message.startswith("Flagged as fraud: “NNN") and "…" in message and len(message) < 120
+
+
+def test_ten_refused_events_with_long_names_in_any_script_keep_their_messages(dash_app, alice, dash_engine,
+                                                                              scored_pairs):
+    """A bulk decision refused on ten events names each one; names outside ASCII cost the
+    cookie six or twelve bytes a character, and the cut accounts for it, so the warnings that
+    other analysts decided first are not dropped with an oversized cookie."""
+    raw, score = scored_pairs[3]
+    ids = list(range(990000051, 990000061))
+    rng = random.Random(5)  # random CJK Extension B characters: the cookie's compression gains little
+    names = {i: "".join(chr(rng.randrange(0x20000, 0x2A6DF)) for _ in range(300)) for i in ids}
+    db.save_scores(dash_engine, [({**raw, "object_id": i, "name": names[i]}, {**score, "object_id": i})
+                                 for i in ids])
+    db.add_review(dash_engine, ids, "needs_info", "bob")
+    response = alice.post("/reviews/bulk", data={
+        "action": "cleared", "object_id": ids, **{f"seen_{i}": "" for i in ids}})
+    assert len(response.headers["Set-Cookie"]) < 4093, len(response.headers["Set-Cookie"])
+    messages = flashes(alice.get("/queue").get_data(as_text=True))
+    assert sorted(m.split("”")[0] for m in messages if m.startswith("Not applied to “")) == sorted(
+        f"Not applied to “{dashboard._short(names[i])[:-1]}…" for i in ids)
 
 
 def test_a_saved_decision_is_reported_even_when_names_cannot_be_read(alice, dash_engine, monkeypatch):
