@@ -604,7 +604,9 @@ def login():
     if request.method == "POST":
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
-        row = db.get_analyst(current_app.extensions["db_engine"], name) if name else None
+        # Only a name create-analyst could have made (ASCII) is looked up: Python, SQLite and
+        # Postgres then ignore case alike, and so does the rate limiter's count per name.
+        row = db.get_analyst(current_app.extensions["db_engine"], name) if NAME_PATTERN.match(name) else None
         stored = row["password_hash"] if row else _dummy_hash()
         if check_password_hash(stored, password) and row:
             session.clear()  # a fresh session for the signed-in analyst
@@ -1060,9 +1062,10 @@ def create_analyst_command(name: str, password: str):
     if len(password) < MIN_PASSWORD:
         raise click.BadParameter(f"use at least {MIN_PASSWORD} characters", param_hint="password")
     engine = current_app.extensions["db_engine"]
-    if db.get_analyst(engine, name):
-        raise click.ClickException(f"an analyst named {name!r} already exists")
-    db.create_analyst(engine, name, generate_password_hash(password, method="scrypt"))
+    try:  # the name may be taken in another mix of capitals (names ignore case)
+        db.create_analyst(engine, name, generate_password_hash(password, method="scrypt"))
+    except ValueError:
+        raise click.ClickException(f"an analyst named {name!r} already exists (names ignore case)") from None
     click.echo(f"analyst {name} created")
 
 

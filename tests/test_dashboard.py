@@ -891,7 +891,7 @@ def test_core_flow_on_each_database(build_app, db_url):
 
 
 def test_create_analyst_command(build_app, monkeypatch):
-    from werkzeug.security import check_password_hash
+    from werkzeug.security import check_password_hash, generate_password_hash
 
     app = build_app(populate=False)
     engine = app.extensions["db_engine"]
@@ -914,12 +914,20 @@ def test_create_analyst_command(build_app, monkeypatch):
     monkeypatch.setenv("ANALYST_PASSWORD", "short")
     assert runner.invoke(args=["create-analyst", "frank"]).exit_code != 0
     assert db.get_analyst(engine, "frank") is None
-    assert runner.invoke(args=["create-analyst", "Erin"]).exit_code != 0  # taken, whatever the case
+    monkeypatch.setenv("ANALYST_PASSWORD", "long-enough-pass")
+    taken = runner.invoke(args=["create-analyst", "Erin"])
+    assert taken.exit_code == 1 and "already exists" in taken.output and "Traceback" not in taken.output
     client = app.test_client()
     assert sign_in(client, "carol", "s3cret-pass").status_code == 302
     assert client.post("/logout").status_code == 302
     assert sign_in(client, "  Carol ", "s3cret-pass").status_code == 302  # names ignore case
     assert "Signed in as <strong>carol</strong>" in client.get("/queue").get_data(as_text=True)
+    assert client.post("/logout").status_code == 302
+    # a name create-analyst could not have made (not ASCII) finds nobody, on either database,
+    # even where Postgres's lower() would fold it onto an account ("İ" lowers to "i")
+    db.create_analyst(engine, "ivan", generate_password_hash("s3cret-pass", method="scrypt"))
+    assert sign_in(client, "İvan", "s3cret-pass").status_code == 401
+    assert sign_in(client, "Ivan", "s3cret-pass").status_code == 302
 
 
 def test_load_test_set_command(build_app):
