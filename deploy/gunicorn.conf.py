@@ -19,10 +19,12 @@ os.environ["FRAUD_REGISTRAR"] = "gunicorn"
 
 # Prometheus counters are summed across workers through files in this directory. It must exist
 # before the app is loaded (preload_app: in the master, before on_starting runs).
-# A folder made here (none was set) is removed when the master exits (on_exit).
-_OWN_METRICS_DIR = None
+# A folder made here (none was set) is removed when the master exits (on_exit). It is named in
+# the environment, because HUP reads this file again with the folder already set; a master
+# started by USR2 gets gunicorn's original environment and makes a folder of its own.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fraud-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["FRAUD_OWN_METRICS_DIR"] = tempfile.mkdtemp(
+        prefix="fraud-metrics-")
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # The app (model, database engines) is built once in the master and the workers are forked from
@@ -145,10 +147,10 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Stop re-registering when the master exits, and remove the metrics folder it made (not
-    when a new master started by USR2 goes on using it)."""
+    """Stop re-registering when the master exits, and remove the metrics folder it made."""
     import register
 
     register.stop_registrars()
-    if _OWN_METRICS_DIR and not getattr(server, "reexec_pid", 0):
-        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+    own = os.environ.get("FRAUD_OWN_METRICS_DIR")
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)

@@ -5,6 +5,7 @@ The app registers itself; at least 20 pushed events must be stored with scores, 
 per object_id; then the stream service restarts, forgets us, and the app registers again.
 """
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -101,6 +102,13 @@ def test_the_app_registers_the_port_it_listens_on(tiny_model_path, stream_file, 
             what="the app's real port registered")
         assert len(list(temp.glob("fraud-metrics-*"))) == 1
         assert requests.get(f"http://127.0.0.1:{app_port}/metrics", timeout=5).status_code == 200
+        log_path = tmp_path / "gunicorn.log"
+        booted = log_path.read_text().count("Booting worker")
+        os.kill(app.pid, signal.SIGHUP)  # a reload reads the config again, the folder already set
+        wait_for(lambda: log_path.read_text().count("Booting worker") >= booted + 2, timeout=60,
+                 what="the workers started again after HUP")
+        assert requests.get(f"http://127.0.0.1:{app_port}/metrics", timeout=5).status_code == 200
+        assert len(list(temp.glob("fraud-metrics-*"))) == 1
     finally:
         stop_process(app)
         stop_process(stream)
