@@ -264,6 +264,7 @@ def main(argv=None) -> int:
     if not args.all:
         records = itertools.islice(records, args.index, args.index + 1)
     total, refused, started = 0, 0, time.perf_counter()
+    printing = not args.quiet
     workers = args.workers or default_workers()
     rows_for = None if writer is None else "batch"
     explain = REVIEW_TIERS if args.all and not args.all_reasons else True
@@ -280,10 +281,20 @@ def main(argv=None) -> int:
             refused += 1
             _report_refused(args.input, where, reason, text, refused, writer)
         total += len(result.scores)
-        if not args.quiet:
-            for score in result.scores:
-                print(json.dumps({k: score[k] for k in (
-                    "object_id", "fraud_probability", "risk_tier", "reasons", "model_version")}))
+        if printing:
+            try:
+                for score in result.scores:
+                    print(json.dumps({k: score[k] for k in (
+                        "object_id", "fraud_probability", "risk_tier", "reasons", "model_version")}))
+            except BrokenPipeError:  # the reader went away (`predict.py --all | head`)
+                printing = False
+                _silence_stdout()
+                if writer is None:  # the lines were all this job was for
+                    print(f"stopped: the output was closed (for example by `head`) after {total} "
+                          "record(s) were scored (exit status 2)", file=sys.stderr)
+                    return 2
+                # A storing job goes on: stopping part-way would leave the file half stored,
+                # and running it again would count the stored half twice.
     if total == 0 and refused == 0:
         print(f"error: no record at index {args.index} of {args.input}", file=sys.stderr)
         return 2
@@ -300,6 +311,8 @@ def main(argv=None) -> int:
         summary += ", stored in the database"
     if refused:
         summary += f"; refused {refused}"
+    if not printing and not args.quiet:
+        summary += "; the output was closed early, so not every record was printed"
     print(summary + (f" (exit status {status})" if status else ""), file=sys.stderr)
     return status
 
@@ -334,13 +347,16 @@ def _report_refused(path: Path, where: str, reason: str, text: bytes, count: int
             print(f"could not keep the refused {where} in the database: {exc}", file=sys.stderr)
 
 
+def _silence_stdout() -> None:
+    """Send what is left of standard output nowhere, once its reader has gone (else Python's
+    own flush at exit fails again)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 if __name__ == "__main__":
+    exit_status = main()
     try:
-        exit_status = main()
-        sys.stdout.flush()  # a closed pipe shows here at the latest
-    except BrokenPipeError:  # the reader went away (`predict.py --all | head`)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or the flush at exit fails again
-        print("stopped: the output was closed (for example by `head`) before the end of the input; "
-              "later records were not scored or stored (exit status 2)", file=sys.stderr)
-        exit_status = 2
+        sys.stdout.flush()  # the last lines: the job's work is done whether or not they arrive
+    except BrokenPipeError:
+        _silence_stdout()
     sys.exit(exit_status)

@@ -201,18 +201,31 @@ def test_predict_cli_says_when_events_wait_in_the_spool(tiny_model_path, tmp_pat
     assert "error: the database cannot be reached, nothing was scored" in failed.stderr
 
 
-def test_predict_cli_stops_plainly_when_its_reader_goes_away(tiny_model_path, tmp_path):
-    """`predict.py --all | head -1`: a short message and exit status 2, not a traceback."""
+def test_predict_cli_when_its_reader_goes_away(tiny_model_path, tmp_path):
+    """`predict.py --all | head -1`: without the database the job stops with a short message
+    (exit status 2); a storing job stores the whole file all the same (stopping part-way would
+    leave it half stored, and a second run would count that half twice). No traceback."""
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(dict(EXAMPLES[i % len(EXAMPLES)], object_id=5000 + i)) + "\n"
-                            for i in range(2000)))  # far more output than a pipe holds
-    job = subprocess.Popen([sys.executable, "predict.py", "--model", str(tiny_model_path), "--all", "--no-db",
-                            "--input", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert json.loads(job.stdout.readline())["object_id"] == 5000
-    job.stdout.close()
-    _, stderr = job.communicate(timeout=120)
-    assert job.returncode == 2, stderr
-    assert b"stopped: the output was closed" in stderr and b"Traceback" not in stderr
+                            for i in range(3000)))  # far more output than a pipe holds
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SPOOL_DIR": str(tmp_path / "spool"),
+           "PATH": "/usr/bin:/bin"}
+    for storing in (False, True):
+        job = subprocess.Popen([sys.executable, "predict.py", "--model", str(tiny_model_path), "--all",
+                                "--input", str(path), *([] if storing else ["--no-db"])],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert json.loads(job.stdout.readline())["object_id"] == 5000
+        job.stdout.close()
+        _, stderr = job.communicate(timeout=120)
+        assert b"Traceback" not in stderr, stderr
+        if storing:
+            assert job.returncode == 0, stderr
+            assert b"scored 3000 record(s)" in stderr and b"not every record was printed" in stderr
+        else:
+            assert job.returncode == 2 and b"stopped: the output was closed" in stderr, stderr
+    engine = db.make_engine(env["DATABASE_URL"])
+    assert db.count_predictions(engine) == 3000
+    engine.dispose()
 
 
 def test_predict_uses_the_apps_instance_folder(app):
