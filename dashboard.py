@@ -20,8 +20,10 @@ Command line (registered here, see :func:`init_app`):
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
+import itertools
 import logging
 import math
 import re
@@ -898,15 +900,12 @@ def _short(name, limit: int = 80):
     script still fit one cookie with their messages."""
     if not isinstance(name, str) or shows_nothing(name):
         return None
-    costs = [1 if char < "\x80" else 6 if char <= "\uffff" else 12 for char in name[:limit]]
-    if len(name) <= limit and sum(costs) <= limit:
+    spent = list(itertools.accumulate(
+        1 if char < "\x80" else 6 if char <= "\uffff" else 12 for char in name[:limit + 1]))
+    if spent[-1] <= limit:  # the whole name fits (a longer one costs over limit by here)
         return name
-    spent = 0
-    for index, cost in enumerate(costs):
-        spent += cost
-        if spent > limit - 6:  # room left for the "…" (itself written as a 6-byte escape)
-            return name[:index] + "…"
-    return name[:limit - 6] + "…"  # not reached: limit characters cost at least limit
+    # cut where what is kept leaves room for the "…" (itself written as a 6-byte escape)
+    return name[:bisect.bisect_right(spent, limit - 6)] + "…"
 
 
 @bp.route("/events/<int:object_id>/review", methods=["POST"])

@@ -732,23 +732,23 @@ def settle_after_bulk_load(engine: Engine) -> None:
 @_translate_errors
 def raw_payloads(engine: Engine, object_ids) -> dict[int, dict]:
     """object_id -> the raw record as received, for the given ids (unknown ids are left out)."""
-    ids = [i for i in map(_parse_object_id, object_ids) if i is not None]
-    if not ids:
-        return {}
-    query = select(PREDICTIONS.c.object_id, PREDICTIONS.c.raw_payload).where(PREDICTIONS.c.object_id.in_(ids))
-    with engine.connect() as conn:
-        return {int(row.object_id): _loads(row.raw_payload) for row in conn.execute(query)}
+    return {i: _loads(payload) for i, payload in _column_by_id(engine, object_ids, PREDICTIONS.c.raw_payload).items()}
 
 
 @_translate_errors
 def event_names(engine: Engine, object_ids) -> dict[int, str | None]:
     """object_id -> the event's name as stored (None when it has none), for the given ids."""
+    return _column_by_id(engine, object_ids, PREDICTIONS.c.name)
+
+
+def _column_by_id(engine: Engine, object_ids, column) -> dict:
+    """object_id -> one column's stored value, for the given ids (unusable or unknown ids are left out)."""
     ids = [i for i in map(_parse_object_id, object_ids) if i is not None]
     if not ids:
         return {}
-    query = select(PREDICTIONS.c.object_id, PREDICTIONS.c.name).where(PREDICTIONS.c.object_id.in_(ids))
+    query = select(PREDICTIONS.c.object_id, column).where(PREDICTIONS.c.object_id.in_(ids))
     with engine.connect() as conn:
-        return {int(row.object_id): row.name for row in conn.execute(query)}
+        return {int(object_id): value for object_id, value in conn.execute(query)}
 
 
 @_translate_errors
