@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 import cli
 import dashboard
 import db
+import exchange
 import metrics
 import openapi
 import predict
@@ -103,8 +104,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     try:
+        exchange.rates()  # a USD_RATES setting that cannot be read stops the start, not a request
         app.extensions["fraud_model"] = predict.load_model(app.config["MODEL_PATH"])
-    except ModelLoadError as exc:
+    except (ModelLoadError, exchange.RatesError) as exc:
         # A half-working scorer is worse than none: refuse to start, saying why. The message is
         # logged because exit status 3 (gunicorn's "worker failed to boot": its master then
         # stops instead of respawning workers forever) makes Python print nothing itself.

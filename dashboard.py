@@ -47,6 +47,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 import dataset
 import db
+import exchange
+import features
 import validation
 
 log = logging.getLogger("fraud.dashboard")
@@ -382,6 +384,17 @@ def format_money(amount, currency=None, cents: bool = True) -> str:
     sign = "-" if amount < 0 else ""
     text = f"{sign}{CURRENCY_SYMBOLS.get(code, '')}{abs(amount):,.{2 if cents else 0}f}"
     return f"{text} {code}" if code else text
+
+
+def money_in_own_currency(record: dict) -> str | None:
+    """The event's money at stake in its own currency ('10,000.00 GBP'), shown beside the
+    US-dollar amount the service compares; None when the event is priced in US dollars or names
+    no currency. A code the rates do not know says it was counted as US dollars."""
+    code = exchange.code_of(record.get("currency"))
+    if not code or code == "USD":
+        return None
+    text = format_money(features.money_at_stake(record), code)
+    return text if code in exchange.rates() else f"{text}, no rate known: counted as US dollars"
 
 
 def format_bool(value) -> str:
@@ -788,6 +801,7 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
         description=sanitise_html(record.get("description")),
         org_desc=sanitise_html(record.get("org_desc")),
         tickets=ticket_rows(record), payouts=payout_summary(record),
+        own_money=money_in_own_currency(record),
         reviews=db.reviews_for(engine, object_id),
         acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
         serving_model_version=current_app.extensions["fraud_model"].version,

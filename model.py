@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 import dataset
+import exchange
 import features
 
 ARTIFACT_FORMAT = "fraud-triage-model/1"
@@ -330,8 +331,9 @@ def load_training_records(data_path: str | Path | None = None, seed: int = 0,
 
 
 def _money(records: list[dict]) -> np.ndarray:
-    """Money at stake of each record."""
-    return np.array([features.money_at_stake(r) for r in records], dtype=float)
+    """Money at stake of each record, in US dollars (the cost model's currency)."""
+    return np.array([exchange.to_usd(features.money_at_stake(r), r.get("currency")) for r in records],
+                    dtype=float)
 
 
 def _prepare(records: list[dict]) -> list[dict]:

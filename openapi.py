@@ -45,8 +45,10 @@ def spec(max_batch: int = 1000) -> dict:
             "object_id": {"type": "integer"},
             "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
             "risk_tier": {"type": "string", "enum": ["low", "medium", "high"]},
-            "money_at_stake": {"type": "number"},
-            "expected_loss": {"type": "number", "description": "fraud_probability × money_at_stake"},
+            "money_at_stake": {"type": "number", "description": (
+                "sum of price × quantity over the ticket tiers, in US dollars: converted from the "
+                "event's currency at the service's rates (USD_RATES)")},
+            "expected_loss": {"type": "number", "description": "fraud_probability × money_at_stake (US dollars)"},
             "reasons": {"type": "array", "items": {"type": "string"}},
             "model_version": {"type": "string"},
             "stored": {"type": "string", "enum": ["pending", "stored", "spooled", "not stored (demo mode)"],

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+import exchange
 import features
 import validation
 from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
@@ -72,7 +73,7 @@ def score_records(model: FraudModel, records: list[dict], explain: bool | str = 
     scores = []
     for record, p, why in zip(records, probabilities, reasons):
         p = float(p)
-        money = float(features.money_at_stake(record))
+        money = min(exchange.to_usd(features.money_at_stake(record), _currency(record)), features.MAX_MONEY)
         scores.append({
             "object_id": _object_id(record),
             "fraud_probability": round(p, 6),
@@ -83,6 +84,11 @@ def score_records(model: FraudModel, records: list[dict], explain: bool | str = 
             "model_version": model.version,
         })
     return scores
+
+
+def _currency(record: dict):
+    """The record's currency code as sent (None when it is not a dict)."""
+    return record.get("currency") if isinstance(record, dict) else None
 
 
 def _object_id(record: dict):

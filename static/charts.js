@@ -19,7 +19,8 @@
     cleared: "Cleared", note: "Note added"
   };
   var count = d3.format(",");
-  var money = d3.format(",.0f");
+  var dollars = d3.format(",.0f");
+  function money(value) { return "$" + dollars(value); }  // the service's money is in US dollars
   var percent = d3.format(".1%");
   var refreshSeconds = Math.max(5, parseInt(root.dataset.refresh || "15", 10));
 

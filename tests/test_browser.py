@@ -265,11 +265,13 @@ def test_every_chart_is_drawn_from_its_json(session):
     assert page.text_content("#m-reviewed") == f"{reviewed:,}"
     page.fill("#slider-medium", "0")
     assert page.text_content("#m-reviewed") == f"{len(points):,}"
-    assert page.text_content("#m-missed") == "0" and page.text_content("#m-money") == "0"
+    assert page.text_content("#m-missed") == "0" and page.text_content("#m-money") == "$0"
     page.fill("#slider-high", "1")
     page.fill("#slider-medium", "1")
     missed = sum(1 for pt in points if pt["fraud"] and pt["p"] < 1)
     assert page.text_content("#m-missed") == f"{missed:,}"
+    missed_money = sum(pt["money"] for pt in points if pt["fraud"] and pt["p"] < 1)
+    assert page.text_content("#m-money") == f"${missed_money:,.0f}"  # the service's money is in US dollars
     page.click("#whatif-reset")
     assert page.text_content("#m-reviewed") == f"{reviewed:,}"
     ARTIFACTS.mkdir(exist_ok=True)

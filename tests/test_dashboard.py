@@ -16,6 +16,8 @@ import pytest
 
 import dashboard
 import db
+import exchange
+import features
 import predict
 import synth
 
@@ -416,12 +418,39 @@ def test_event_page_shows_hostile_text_inertly(alice):
     assert "Free gig &lt;script&gt;window.__pwned" in page  # the name is shown as text, escaped
 
 
+def test_money_is_shown_in_us_dollars_with_the_events_own_amount(alice, dash_engine, scored_pairs):
+    raw, score = next((r, s) for r, s in scored_pairs if r.get("currency") == "GBP" and s["money_at_stake"] > 0)
+    own = features.money_at_stake(raw)
+    assert score["money_at_stake"] == pytest.approx(own * exchange.rate("GBP"), abs=0.01)
+    page = alice.get(f"/events/{raw['object_id']}").get_data(as_text=True)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert f"{dashboard.format_money(score['money_at_stake'], 'USD')} at stake" in text
+    assert f"({dashboard.format_money(own, 'GBP')})" in text  # £..., the amount as priced
+    assert f"{dashboard.format_money(score['expected_loss'], 'USD')} expected loss" in text
+    usd = next(r for r, s in scored_pairs if r.get("currency") == "USD")
+    assert 'id="own-currency"' not in alice.get(f"/events/{usd['object_id']}").get_data(as_text=True)
+
+    queue = alice.get("/queue?tier=all&per_page=200&sort=money").get_data(as_text=True)
+    row = re.search(rf'data-object-id="{raw["object_id"]}".*?</tr>', queue, re.S).group(0)
+    assert dashboard.format_money(score["money_at_stake"], "USD", cents=False) in html.unescape(row)
+    assert "priced in GBP" in row
+    cards = re.search(r'id="tier-cards".*?</section>', queue, re.S).group(0)
+    assert "USD" in cards and "GBP" not in cards  # the tier totals add dollars to dollars
+
+
+def test_an_event_in_a_currency_without_a_rate_says_so(alice, dash_engine, scored_pairs, tiny_model):
+    raw = {**next(r for r, s in scored_pairs if s["money_at_stake"] > 0), "object_id": 990_001, "currency": "XAU"}
+    db.save_scores(dash_engine, [(raw, predict.score_records(tiny_model, [raw])[0])])
+    text = html.unescape(re.sub(r"<[^>]+>", " ", alice.get("/events/990001").get_data(as_text=True)))
+    assert "XAU, no rate known: counted as US dollars" in text
+
+
 def test_event_page_shows_every_field_readably(alice, dash_engine, scored_pairs):
     raw, score = next((r, s) for r, s in scored_pairs if r.get("previous_payouts") and r.get("ticket_types"))
     page = alice.get(f"/events/{raw['object_id']}").get_data(as_text=True)
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
     assert dashboard.format_datetime(raw["event_created"]) in text and " UTC" in text
-    assert dashboard.format_money(score["money_at_stake"], raw["currency"]) in text
+    assert dashboard.format_money(score["money_at_stake"], "USD") in text
     assert re.search(r"Listed publicly\s+(yes|no)", text)
     assert re.search(r"Has a logo\s+(yes|no)", text)
     assert "Ticket tiers" in text and 'id="ticket-tiers"' in page
