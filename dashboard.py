@@ -10,7 +10,8 @@ Security, in one place:
   API is exempt, because the stream service posts without one;
 - sign-in attempts are rate limited per address and name (flask-limiter); nothing else is;
 - text written by organisers (description, organiser description) is sanitised with nh3 to a few
-  formatting tags without attributes; every other field is escaped by Jinja;
+  formatting tags without attributes, each link's target shown as text, never as a link; every
+  other field is escaped by Jinja;
 - no inline script or style anywhere (app.py's CSP forbids them): JavaScript lives in static/*.js
   and reads its data from data-* attributes and the JSON endpoints below.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import html
 import itertools
 import logging
 import math
@@ -39,7 +41,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ServiceUnavailable
@@ -438,13 +440,37 @@ def status_label(status) -> str:
     return STATUS_LABELS.get(status or "unreviewed", str(status))
 
 
+# An anchor as nh3 writes it (attribute values quoted with '"', '<' and '>' escaped), its
+# href, and the longest link target shown in full.
+_CLEAN_ANCHOR = re.compile(r"<a\b([^>]*)>(.*?)</a>", re.S)
+_HREF = re.compile(r'(?:^|\s)href="([^"]*)"')
+MAX_LINK_TARGET = 200
+
+
 def sanitise_html(text) -> str:
-    """Organiser-written HTML reduced to plain formatting tags (no attributes, links or scripts)."""
+    """Organiser-written HTML reduced to plain formatting tags (no attributes or scripts).
+
+    Links are not followable, but where they lead is evidence (a payment page off the
+    marketplace), so each link's target is shown as text after its words: 'Pay here [link:
+    http://…]'. Targets with a scheme that could run script (javascript:, data:) are dropped.
+    """
     if dataset.is_missing(text):
         return ""
     text = str(text).encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
-    return nh3.clean(text, tags=SAFE_TAGS, attributes={}, clean_content_tags={"script", "style"},
-                     strip_comments=True, link_rel=None)
+    cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}},
+                        clean_content_tags={"script", "style"}, strip_comments=True, link_rel=None)
+    return _CLEAN_ANCHOR.sub(_link_as_text, cleaned)
+
+
+def _link_as_text(match: re.Match) -> str:
+    """An anchor's words followed by its target as inert text (the anchor tag itself removed)."""
+    href, words = _HREF.search(match.group(1)), match.group(2)
+    if not href or not href.group(1):
+        return words
+    target = html.unescape(href.group(1))  # nh3 escaped it for an attribute; escaped again for text below
+    if len(target) > MAX_LINK_TARGET:
+        target = target[:MAX_LINK_TARGET] + "…"
+    return f'{words} <span class="link-target">[link: {escape(target)}]</span>'
 
 
 # --------------------------------------------------------------------------- the event page's fields

@@ -1003,6 +1003,32 @@ def test_sanitise_html_keeps_formatting_only():
     assert cleaned == "<p>Hi <b>there</b></p>link"
 
 
+@pytest.mark.parametrize("source, expected", [
+    ('<p>Pay <a href="https://pay.evil.example/x?a=1&b=2" title="t" onclick="x()">here</a></p>',
+     '<p>Pay here <span class="link-target">[link: https://pay.evil.example/x?a=1&amp;b=2]</span></p>'),
+    # a target that tries to close the tag is shown as text, escaped
+    ("<a href='http://x/\"><script>alert(1)</script>'>t</a>",
+     't <span class="link-target">[link: http://x/&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;]</span>'),
+    ('<a title=\'href="http://decoy"\' href="mailto:a@b.example">mail</a>',
+     'mail <span class="link-target">[link: mailto:a@b.example]</span>'),
+    ('<a href="data:text/html,x">d</a><a>no target</a>', "dno target"),
+    ('<a href="http://a.example/' + "x" * 300 + '">long</a>',
+     'long <span class="link-target">[link: http://a.example/' + "x" * 183 + '…]</span>'),
+])
+def test_sanitise_html_shows_where_links_lead_as_text(source, expected):
+    assert dashboard.sanitise_html(source) == expected
+
+
+def test_event_page_shows_link_targets_without_links(alice, dash_engine, scored_pairs, tiny_model):
+    raw = {**scored_pairs[0][0], "object_id": 990_002,
+           "description": '<p>Buy <a href="https://pay.evil.example/checkout">here</a></p>'}
+    db.save_scores(dash_engine, [(raw, predict.score_records(tiny_model, [raw])[0])])
+    page = alice.get("/events/990002").get_data(as_text=True)
+    description = re.search(r'id="description">(.*?)</div>', page, re.S).group(1)
+    assert "Buy here" in description and "[link: https://pay.evil.example/checkout]" in description
+    assert "<a" not in description
+
+
 def test_payout_summary_counts_only_payouts_before_the_event():
     record = {"event_created": 1380585600, "currency": "USD", "previous_payouts": [
         {"created": "2013-09-01 10:00:00", "amount": 100.0}, {"created": "2013-09-20 10:00:00", "amount": 50.0},
