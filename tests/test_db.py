@@ -485,6 +485,18 @@ def test_queue_sorts_pages_and_counts(engine):
     assert db.queue(engine, tier="high", page=99)[0] == []
 
 
+def test_search_ignores_case_beyond_ascii(engine):
+    names = {1: "Café Müller Night", 2: "CAFÉ MÜLLER NIGHT", 3: "Istanbul ışık festivali", 4: "Ωmega Party",
+             5: "Cafe Muller", 6: "Straße Fest"}
+    db.save_scores(engine, [(raw(i, name=name), score(i)) for i, name in names.items()])
+    found = lambda q: sorted(r["object_id"] for r in db.queue(engine, filters={"q": q}, per_page=50)[0])  # noqa: E731
+    assert found("café müller") == [1, 2] == found("CAFÉ MÜLLER") == found("Café Müller")
+    assert found("ωMEGA") == [4]
+    assert found("cafe") == [5]  # accents are letters of their own, as written
+    assert found("straße") == [6]
+    assert found("%é") == [] and found("_afé") == []  # wildcards stay literal beyond ASCII too
+
+
 def test_queue_filters(engine):
     events = seed_dashboard(engine)
     rows, total = db.queue(engine, filters={"status": "flagged_fraud"}, per_page=500)
