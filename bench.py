@@ -27,6 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # as in every gunicorn worker (de
 import requests  # noqa: E402
 
 import db  # noqa: E402
+import exchange  # noqa: E402
 import predict  # noqa: E402
 import synth  # noqa: E402
 from tests.processes import app_env, free_port, start_gunicorn, stop_process, worker_pids  # noqa: E402
@@ -235,6 +236,11 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args(argv)
 
+    try:
+        exchange.rates()
+    except exchange.RatesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     model = predict.load_model(args.model)
     example = json.loads((ROOT / "test_script_examples.json").read_text())[0]
     template = json.dumps({**example, "object_id": "__OBJECT_ID__"}).replace('"__OBJECT_ID__"', "__OBJECT_ID__")

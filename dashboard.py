@@ -128,7 +128,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
-        status_label=status_label, or_blank=format_or_blank, verbatim=Verbatim,
+        status_label=status_label, or_blank=format_or_blank, verbatim=Verbatim, priced_in=priced_in,
     )
     app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
@@ -374,18 +374,36 @@ def format_date(value) -> str:
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d") if when else "—"
 
 
+def currency_code(currency) -> str:
+    """A currency field as a code fit to show: three letters ('gbp ' -> 'GBP'), else ''.
+    Anything longer is shown only where the raw field is, never beside every amount."""
+    code = exchange.code_of(currency)
+    return code if len(code) == 3 and code.isascii() and code.isalpha() else ""
+
+
 def format_money(amount, currency=None, cents: bool = True) -> str:
-    """'£1,234.50 GBP' (symbol, amount, code), '1,234.50' without a currency, '—' when missing."""
+    """'£1,234.50 GBP' (symbol, amount, code), '1,234.50' without a readable currency code,
+    '—' when missing."""
     if dataset.is_missing(amount):
         return "—"
     try:
         amount = float(amount)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 309+ digits
         return str(amount)
-    code = (currency or "").upper() if isinstance(currency, str) else ""
+    code = currency_code(currency)
     sign = "-" if amount < 0 else ""
     text = f"{sign}{CURRENCY_SYMBOLS.get(code, '')}{abs(amount):,.{2 if cents else 0}f}"
     return f"{text} {code}" if code else text
+
+
+def priced_in(currency) -> str | None:
+    """What the queue says of an event not priced in US dollars: 'priced in GBP', with 'no rate:
+    counted as US dollars' when the rates do not know the code; None for US dollars or none."""
+    code = exchange.code_of(currency)
+    if not code or code == "USD":
+        return None
+    shown = currency_code(currency) or "an unreadable currency"
+    return f"priced in {shown}" if code in exchange.rates() else f"priced in {shown}, no rate: counted as US dollars"
 
 
 def money_in_own_currency(record: dict) -> str | None:
@@ -396,7 +414,9 @@ def money_in_own_currency(record: dict) -> str | None:
     if not code or code == "USD":
         return None
     text = format_money(features.money_at_stake(record), code)
-    return text if code in exchange.rates() else f"{text}, no rate known: counted as US dollars"
+    if code in exchange.rates():
+        return text
+    return f"{text}{'' if currency_code(code) else ' in an unreadable currency'}, no rate known: counted as US dollars"
 
 
 def format_bool(value) -> str:

@@ -1044,7 +1044,8 @@ def _filter_clauses(filters: dict | None, tier: str | None = None, dialect_name:
         bound, inclusive = _time_bound(filters["date_to"], upper=True)
         clauses.append(p.first_received_at <= bound if inclusive else p.first_received_at < bound)
     if "currency" in filters:
-        clauses.append(p.currency == str(filters["currency"]).strip().upper())
+        # as exchange.code_of reads the field: ' gbp' is priced, converted and filtered as GBP
+        clauses.append(func.upper(func.trim(p.currency)) == str(filters["currency"]).strip().upper())
     if "country" in filters:
         clauses.append(p.country == str(filters["country"]).strip().upper())
     if "q" in filters:

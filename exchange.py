@@ -41,7 +41,7 @@ def parse_rates(setting: str | None) -> dict[str, float]:
     """DEFAULT_RATES with the codes a ``USD_RATES`` setting gives ("GBP=1.25, EUR=1.1").
 
     Raises RatesError naming the part it cannot read: a code that is not three letters, a rate
-    that is not a positive finite number, or a code given twice.
+    that is not a positive finite number, a code given twice, or a rate for USD other than 1.
     """
     rates = dict(DEFAULT_RATES)
     seen = set()
@@ -55,6 +55,9 @@ def parse_rates(setting: str | None) -> dict[str, float]:
                              "currency code, '=', US dollars per unit)")
         if code in seen:
             raise RatesError(f"{SETTING}: {code} is given twice")
+        if code == "USD" and value.strip() not in ("1", "1.0"):
+            raise RatesError(f"{SETTING}: USD is the currency the rates are in; its rate is 1, "
+                             f"got {value.strip()!r}")
         seen.add(code)
         try:
             rate = float(value)

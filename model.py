@@ -654,7 +654,7 @@ def _metadata(records, train_part, test_part, pipeline, thresholds, selection, c
         },
         "tier_thresholds": thresholds,
         "threshold_selection": selection,
-        "cost_model": asdict(cost),
+        "cost_model": {**asdict(cost), "usd_rates": exchange.rates()},  # money in US dollars at these rates
         "library_versions": library_versions(),
     }
 
@@ -1098,7 +1098,8 @@ def report_markdown(result: dict, info: dict, files: dict, seed: int) -> str:
         f"(fraud {data['fraud_rate_train']:.2%}); test split = latest {data['test_records']:,} events "
         f"({data['test_period'][0]} to {data['test_period'][1]}, fraud {data['fraud_rate_test']:.2%}).",
         f"- Cost model: a review costs {_money_text(cost.review_cost)} (REVIEW_COST); a missed fraud "
-        "costs its money at stake (sum of price x quantity over its ticket tiers); review capacity "
+        "costs its money at stake (sum of price x quantity over its ticket tiers, in US dollars at "
+        "exchange.py's rates and USD_RATES); review capacity "
         f"{cost.capacity:.0%} of events (REVIEW_CAPACITY), so top-k uses k = {chosen['top_k']} of "
         f"{chosen['events']:,} test events. Fraud money in the test split: {_money_text(chosen['fraud_money'])}.",
         "",
@@ -1332,6 +1333,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=SYNTHETIC_SIZE, help="synthetic events when no data file")
     parser.add_argument("--quick", action="store_true", help="small fast model (smoke runs)")
     args = parser.parse_args(argv)
+    try:
+        exchange.rates()  # the cost model's currency: an unreadable USD_RATES stops before training
+    except exchange.RatesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         records, info = load_training_records(args.data, args.seed, args.n)
         if args.labels:

@@ -247,8 +247,9 @@ def main(argv=None) -> int:
     """Score examples or a file, print one JSON line per record, store each unless --no-db."""
     args = _parse_args(argv)
     try:
+        exchange.rates()  # an unreadable USD_RATES stops the job before it scores or stores
         model = load_model(args.model)
-    except ModelLoadError as exc:
+    except (ModelLoadError, exchange.RatesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     writer = None

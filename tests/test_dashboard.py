@@ -435,14 +435,30 @@ def test_money_is_shown_in_us_dollars_with_the_events_own_amount(alice, dash_eng
     assert dashboard.format_money(score["money_at_stake"], "USD", cents=False) in html.unescape(row)
     assert "priced in GBP" in row
     cards = re.search(r'id="tier-cards".*?</section>', queue, re.S).group(0)
-    assert "USD" in cards and "GBP" not in cards  # the tier totals add dollars to dollars
+    assert "GBP" not in cards  # the tier totals add dollars to dollars:
+    high = sum(s["money_at_stake"] for r, s in scored_pairs if s["risk_tier"] == "high") + 1_000_000  # + the hostile event
+    card = re.search(r'data-tier="high".*?data-field="money_at_stake">([^<]*)<', cards, re.S).group(1)
+    assert html.unescape(card.strip()) == dashboard.format_money(high, "USD", cents=False)
 
 
-def test_an_event_in_a_currency_without_a_rate_says_so(alice, dash_engine, scored_pairs, tiny_model):
-    raw = {**next(r for r, s in scored_pairs if s["money_at_stake"] > 0), "object_id": 990_001, "currency": "XAU"}
+@pytest.mark.parametrize("currency, marked, own", [
+    (" gbp ", "priced in GBP", "GBP)"),  # read as GBP wherever it is used
+    ("XAU", "priced in XAU, no rate: counted as US dollars", "XAU, no rate known: counted as US dollars"),
+    ("Q" * 8000, "priced in an unreadable currency, no rate: counted as US dollars",
+     "in an unreadable currency, no rate known: counted as US dollars"),
+])
+def test_the_queue_and_event_page_read_the_currency_as_the_conversion_does(
+        alice, dash_engine, scored_pairs, tiny_model, currency, marked, own):
+    raw = {**next(r for r, s in scored_pairs if s["money_at_stake"] > 0), "object_id": 990_001, "currency": currency}
     db.save_scores(dash_engine, [(raw, predict.score_records(tiny_model, [raw])[0])])
-    text = html.unescape(re.sub(r"<[^>]+>", " ", alice.get("/events/990001").get_data(as_text=True)))
-    assert "XAU, no rate known: counted as US dollars" in text
+    page = alice.get("/events/990001").get_data(as_text=True)
+    own_line = html.unescape(re.search(r'id="own-currency">(.*?)</div>', page, re.S).group(1))
+    assert own_line.endswith(own + ("" if own.endswith(")") else ")")) and len(own_line) < 120
+    queue = alice.get("/queue?tier=all&per_page=200&q=990001").get_data(as_text=True)
+    row = re.search(r'data-object-id="990001".*?</tr>', queue, re.S).group(0)
+    assert marked in row
+    filtered = alice.get("/queue?tier=all&per_page=200&currency=GBP").get_data(as_text=True)
+    assert ('data-object-id="990001"' in filtered) == (marked == "priced in GBP")
 
 
 def test_event_page_shows_every_field_readably(alice, dash_engine, scored_pairs):

@@ -17,6 +17,7 @@ def rates_setting(monkeypatch):
         monkeypatch.setenv(exchange.SETTING, value)
         exchange.rates.cache_clear()
 
+    monkeypatch.delenv(exchange.SETTING, raising=False)  # whatever the shell running the tests sets
     exchange.rates.cache_clear()
     yield use
     monkeypatch.delenv(exchange.SETTING, raising=False)
@@ -31,7 +32,7 @@ def test_default_rates_cover_the_client_currencies():
 
 
 def test_the_setting_replaces_and_adds_codes():
-    rates = exchange.parse_rates(" gbp=1.25 , JPY = 0.0066,, ")
+    rates = exchange.parse_rates(" gbp=1.25 , JPY = 0.0066,, USD=1")
     assert rates["GBP"] == 1.25 and rates["JPY"] == 0.0066
     assert rates["EUR"] == exchange.DEFAULT_RATES["EUR"]  # the others keep their defaults
 
@@ -48,6 +49,7 @@ def test_the_setting_replaces_and_adds_codes():
     ("GBP=", "rate of GBP must be a positive number"),
     ("GBP=1,2", "'2' is not CODE=RATE"),
     ("GBP=1.2,gbp=1.3", "GBP is given twice"),
+    ("USD=2", "USD is the currency the rates are in; its rate is 1"),
 ])
 def test_a_setting_that_cannot_be_read_names_the_part(setting, named):
     with pytest.raises(exchange.RatesError, match="USD_RATES") as raised:
@@ -76,9 +78,6 @@ def test_scores_give_money_in_us_dollars(tiny_model, rates_setting):
     for score in scores:
         assert score["expected_loss"] == pytest.approx(  # p is rounded to 6 places in the answer
             score["fraud_probability"] * score["money_at_stake"], abs=0.01 + 1e-6 * score["money_at_stake"])
-    # Reasons still quote the event's own currency.
-    assert features.phrase_reason("money_at_stake", {"money_at_stake": 9000.0}, gbp, up=True) == \
-        "9,000 GBP of tickets at stake"
 
 
 def test_ten_thousand_nzd_no_longer_outranks_nine_thousand_gbp(tiny_model, rates_setting):
@@ -107,3 +106,26 @@ def test_the_app_refuses_to_start_with_unreadable_rates(make_app, rates_setting)
     rates_setting("GBP=lots")
     with pytest.raises(SystemExit, match="cannot start: USD_RATES: the rate of GBP"):
         make_app()
+
+
+@pytest.mark.parametrize("command", [["predict.py", "--no-db"], ["model.py", "--quick", "--n", "300", "--out", "{tmp}/m.pkl"],
+                                     ["bench.py", "--skip-postgres"]])
+def test_every_command_refuses_unreadable_rates_with_a_message(command, tmp_path):
+    """Each stops before its work with the setting's own message (no traceback, nothing written)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, exchange.SETTING: "GBP=lots"}
+    command = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    done = subprocess.run([sys.executable, *command], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == "error: USD_RATES: the rate of GBP must be a positive number of US " \
+                                  "dollars per unit, got 'lots'"
+
+
+def test_the_artifact_records_the_rates_its_thresholds_were_chosen_with(tiny_model):
+    assert tiny_model.metadata["cost_model"]["usd_rates"] == exchange.DEFAULT_RATES
