@@ -460,9 +460,9 @@ def status_label(status) -> str:
     return STATUS_LABELS.get(status or "unreviewed", str(status))
 
 
-# An anchor as nh3 writes it (attribute values quoted with '"', '<' and '>' escaped), its
-# href, and the longest link target shown in full.
-_CLEAN_ANCHOR = re.compile(r"<a\b([^>]*)>(.*?)</a>", re.S)
+# An anchor's opening or closing tag as nh3 writes them (attribute values quoted with '"', '<'
+# and '>' escaped; text never holds a bare '<'), its href, and the longest target shown in full.
+_ANCHOR_TAG = re.compile(r"<a\b([^>]*)>|</a>")
 _HREF = re.compile(r'(?:^|\s)href="([^"]*)"')
 MAX_LINK_TARGET = 200
 
@@ -479,18 +479,29 @@ def sanitise_html(text) -> str:
     text = str(text).encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
     cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}},
                         clean_content_tags={"script", "style"}, strip_comments=True, link_rel=None)
-    return _CLEAN_ANCHOR.sub(_link_as_text, cleaned)
+    # Every anchor tag goes, each opening one by itself, so anchors nested by the parser (an <a>
+    # in a table in an <a>) cannot pair up wrongly and leave one whole; a closing tag is replaced
+    # by the target of the anchor it closes.
+    open_targets: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) != "</a>":
+            href = _HREF.search(match.group(1))
+            open_targets.append(href.group(1) if href else "")
+            return ""
+        return _link_target(open_targets.pop()) if open_targets else ""
+
+    return _ANCHOR_TAG.sub(replace, cleaned)
 
 
-def _link_as_text(match: re.Match) -> str:
-    """An anchor's words followed by its target as inert text (the anchor tag itself removed)."""
-    href, words = _HREF.search(match.group(1)), match.group(2)
-    if not href or not href.group(1):
-        return words
-    target = html.unescape(href.group(1))  # nh3 escaped it for an attribute; escaped again for text below
+def _link_target(href: str) -> str:
+    """A link's target as inert text after its words ('' for an anchor without one)."""
+    if not href:
+        return ""
+    target = html.unescape(href)  # nh3 escaped it for an attribute; escaped again for text below
     if len(target) > MAX_LINK_TARGET:
         target = target[:MAX_LINK_TARGET] + "…"
-    return f'{words} <span class="link-target">[link: {escape(target)}]</span>'
+    return f' <span class="link-target">[link: {escape(target)}]</span>'
 
 
 # --------------------------------------------------------------------------- the event page's fields

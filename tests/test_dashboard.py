@@ -1028,6 +1028,13 @@ def test_sanitise_html_keeps_formatting_only():
     ('<a title=\'href="http://decoy"\' href="mailto:a@b.example">mail</a>',
      'mail <span class="link-target">[link: mailto:a@b.example]</span>'),
     ('<a href="data:text/html,x">d</a><a>no target</a>', "dno target"),
+    # anchors the parser nests (an anchor in a table or an object inside another) stay inert
+    ('<a href=1><table><td><a href="https://evil.example/pay">CLICK</a></td></table></a>',
+     'CLICK <span class="link-target">[link: https://evil.example/pay]</span>'
+     ' <span class="link-target">[link: 1]</span>'),
+    ('<a href=1><object><a href=2><marquee><a href=3>x</a></marquee></a></object></a>',
+     'x <span class="link-target">[link: 3]</span> <span class="link-target">[link: 2]</span>'
+     ' <span class="link-target">[link: 1]</span>'),
     ('<a href="http://a.example/' + "x" * 300 + '">long</a>',
      'long <span class="link-target">[link: http://a.example/' + "x" * 183 + '…]</span>'),
 ])
