@@ -375,10 +375,10 @@ def format_date(value) -> str:
 
 
 def currency_code(currency) -> str:
-    """A currency field as a code fit to show: three letters ('gbp ' -> 'GBP'), else ''.
-    Anything longer is shown only where the raw field is, never beside every amount."""
+    """A currency field as a code fit to show: up to 10 ASCII letters or digits ('gbp ' -> 'GBP',
+    'BITCOIN'), else ''. Anything else is shown only where the raw field is, never beside every amount."""
     code = exchange.code_of(currency)
-    return code if len(code) == 3 and code.isascii() and code.isalpha() else ""
+    return code if len(code) <= 10 and code.isascii() and code.isalnum() else ""
 
 
 def format_money(amount, currency=None, cents: bool = True) -> str:
@@ -396,27 +396,35 @@ def format_money(amount, currency=None, cents: bool = True) -> str:
     return f"{text} {code}" if code else text
 
 
+NO_CURRENCY = "no currency given: counted as US dollars"
+
+
 def priced_in(currency) -> str | None:
     """What the queue says of an event not priced in US dollars: 'priced in GBP', with 'no rate:
-    counted as US dollars' when the rates do not know the code; None for US dollars or none."""
+    counted as US dollars' when the rates do not know the code, NO_CURRENCY when it names none;
+    None for US dollars."""
     code = exchange.code_of(currency)
-    if not code or code == "USD":
+    if not code:
+        return NO_CURRENCY
+    if code == "USD":
         return None
-    shown = currency_code(currency) or "an unreadable currency"
+    shown = currency_code(currency) or "a currency too long to show"
     return f"priced in {shown}" if code in exchange.rates() else f"priced in {shown}, no rate: counted as US dollars"
 
 
 def money_in_own_currency(record: dict) -> str | None:
     """The event's money at stake in its own currency ('10,000.00 GBP'), shown beside the
     US-dollar amount the service compares; None when the event is priced in US dollars or names
-    no currency. A code the rates do not know says it was counted as US dollars."""
+    no currency (NO_CURRENCY). A code the rates do not know says it was counted as US dollars."""
     code = exchange.code_of(record.get("currency"))
-    if not code or code == "USD":
+    if not code:
+        return NO_CURRENCY
+    if code == "USD":
         return None
     text = format_money(features.money_at_stake(record), code)
     if code in exchange.rates():
         return text
-    return f"{text}{'' if currency_code(code) else ' in an unreadable currency'}, no rate known: counted as US dollars"
+    return f"{text}{'' if currency_code(code) else ' in a currency too long to show'}, no rate known: counted as US dollars"
 
 
 def format_bool(value) -> str:
@@ -465,6 +473,10 @@ def status_label(status) -> str:
 _ANCHOR_TAG = re.compile(r"<a\b([^>]*)>|</a>")
 _HREF = re.compile(r'(?:^|\s)href="([^"]*)"')
 MAX_LINK_TARGET = 200
+# Schemes whose targets are shown. Only ever as text, so a script link is shown too: that an
+# organiser wrote one is itself a clue. nh3 drops an href of any other scheme.
+SHOWN_LINK_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {
+    "javascript", "vbscript", "data", "file", "blob", "intent", "market", "whatsapp", "tg", "skype", "viber"}
 
 
 def sanitise_html(text) -> str:
@@ -472,12 +484,12 @@ def sanitise_html(text) -> str:
 
     Links are not followable, but where they lead is evidence (a payment page off the
     marketplace), so each link's target is shown as text after its words: 'Pay here [link:
-    http://…]'. Targets with a scheme that could run script (javascript:, data:) are dropped.
+    http://…]', script links ('javascript:…') included.
     """
     if dataset.is_missing(text):
         return ""
     text = str(text).encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
-    cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}},
+    cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}}, url_schemes=SHOWN_LINK_SCHEMES,
                         clean_content_tags={"script", "style"}, strip_comments=True, link_rel=None)
     # Every anchor tag goes, each opening one by itself, so anchors nested by the parser (an <a>
     # in a table in an <a>) cannot pair up wrongly and leave one whole; a closing tag is replaced

@@ -331,3 +331,21 @@ def test_hostile_event_is_shown_as_inert_text(session):
 def test_no_content_security_policy_violations(session):
     """Our own pages never need inline code, so the browser never had to block anything."""
     assert not [e for e in session["events"]["console_errors"] if "Content Security Policy" in e]
+
+
+def test_an_event_page_fits_a_phone_screen(session):
+    """At 390 px the event page's one column is as wide as the screen: wide tables scroll inside
+    their panel, and nothing pushes the page sideways."""
+    page = session["context"].new_page()
+    try:
+        page.set_viewport_size({"width": 390, "height": 800})
+        rows, _ = db.queue(session["engine"], tier="low", per_page=1)
+        event_id = rows[0]["object_id"]
+        page.goto(session["url"] + f"/events/{event_id}")
+        page.wait_for_selector("#decision")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "event-phone.png"), full_page=True)
+    finally:
+        page.close()

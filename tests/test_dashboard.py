@@ -444,8 +444,10 @@ def test_money_is_shown_in_us_dollars_with_the_events_own_amount(alice, dash_eng
 @pytest.mark.parametrize("currency, marked, own", [
     (" gbp ", "priced in GBP", "GBP)"),  # read as GBP wherever it is used
     ("XAU", "priced in XAU, no rate: counted as US dollars", "XAU, no rate known: counted as US dollars"),
-    ("Q" * 8000, "priced in an unreadable currency, no rate: counted as US dollars",
-     "in an unreadable currency, no rate known: counted as US dollars"),
+    ("Q" * 8000, "priced in a currency too long to show, no rate: counted as US dollars",
+     "in a currency too long to show, no rate known: counted as US dollars"),
+    ("bitcoin", "priced in BITCOIN, no rate: counted as US dollars", "BITCOIN, no rate known: counted as US dollars"),
+    (None, "no currency given: counted as US dollars", "no currency given: counted as US dollars"),
 ])
 def test_the_queue_and_event_page_read_the_currency_as_the_conversion_does(
         alice, dash_engine, scored_pairs, tiny_model, currency, marked, own):
@@ -459,6 +461,18 @@ def test_the_queue_and_event_page_read_the_currency_as_the_conversion_does(
     assert marked in row
     filtered = alice.get("/queue?tier=all&per_page=200&currency=GBP").get_data(as_text=True)
     assert ('data-object-id="990001"' in filtered) == (marked == "priced in GBP")
+
+
+def test_an_unlisted_currency_filter_shows_as_chosen(alice):
+    page = alice.get("/queue?tier=all&currency=XYZ").get_data(as_text=True)
+    assert '<option value="XYZ" selected>XYZ</option>' in page and '<option value="" selected' not in page
+
+
+def test_an_empty_tier_offers_the_other_tiers(alice, dash_engine):
+    low = _any_id(dash_engine, tier="low")
+    page = html.unescape(alice.get(f"/queue?tier=high&q={low}").get_data(as_text=True))
+    assert "No events match in the high-risk tier." in page and "Look in all tiers" in page
+    assert f'data-object-id="{low}"' in alice.get(f"/queue?tier=all&q={low}").get_data(as_text=True)
 
 
 def test_event_page_shows_every_field_readably(alice, dash_engine, scored_pairs):
@@ -1016,7 +1030,7 @@ def test_sanitise_html_keeps_formatting_only():
     cleaned = dashboard.sanitise_html(
         '<p style="color:red" onclick="x()">Hi <b>there</b></p><a href="javascript:alert(1)">link</a>'
         '<script>alert(1)</script><img src=x onerror=alert(1)><iframe src="https://e.x"></iframe>')
-    assert cleaned == "<p>Hi <b>there</b></p>link"
+    assert cleaned == '<p>Hi <b>there</b></p>link <span class="link-target">[link: javascript:alert(1)]</span>'
 
 
 @pytest.mark.parametrize("source, expected", [
@@ -1027,7 +1041,9 @@ def test_sanitise_html_keeps_formatting_only():
      't <span class="link-target">[link: http://x/&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;]</span>'),
     ('<a title=\'href="http://decoy"\' href="mailto:a@b.example">mail</a>',
      'mail <span class="link-target">[link: mailto:a@b.example]</span>'),
-    ('<a href="data:text/html,x">d</a><a>no target</a>', "dno target"),
+    # a script link is shown as text too (that it is there is a clue); an unknown scheme is dropped
+    ('<a href="data:text/html,<script>x</script>">d</a><a>no target</a><a href="weird:x">w</a>',
+     'd <span class="link-target">[link: data:text/html,&lt;script&gt;x&lt;/script&gt;]</span>no targetw'),
     # anchors the parser nests (an anchor in a table or an object inside another) stay inert
     ('<a href=1><table><td><a href="https://evil.example/pay">CLICK</a></td></table></a>',
      'CLICK <span class="link-target">[link: https://evil.example/pay]</span>'
