@@ -882,10 +882,14 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
 
 
 def _parse_seen(raw: str | None):
-    """The last review id the analyst saw: '' means 'no review yet' (None); ValueError if not a number."""
+    """The last review id the analyst saw: '' means 'no review yet' (None); ValueError if not a
+    review id (a whole number from 0 to 2^63 - 1, what the database can hold)."""
     if raw is None or raw.strip() in ("", "none"):
         return None
-    return int(raw)
+    seen = int(raw)
+    if not 0 <= seen <= db.INT64_MAX:
+        raise ValueError(f"{seen} is not a review id")
+    return seen
 
 
 def _expected_id(raw: str | None):
@@ -893,7 +897,7 @@ def _expected_id(raw: str | None):
     try:
         return _parse_seen(raw)
     except ValueError:
-        abort(400, description="the form's last-seen review id is not a number")
+        abort(400, description="the form's last-seen review id is not a review id")
 
 
 def _note_in(form) -> str | None:

@@ -463,6 +463,16 @@ def test_the_queue_and_event_page_read_the_currency_as_the_conversion_does(
     assert ('data-object-id="990001"' in filtered) == (marked == "priced in GBP")
 
 
+@pytest.mark.parametrize("seen", ["1" + "0" * 30, "-5", str(2**63), "abc"])
+def test_a_last_seen_review_id_out_of_range_is_refused_not_an_error(alice, dash_engine, seen):
+    target = _any_id(dash_engine)
+    single = alice.post(f"/events/{target}/review", data={"action": "cleared", "expected_review_id": seen})
+    bulk = alice.post("/reviews/bulk", data={"action": "cleared", "object_id": [str(target)], f"seen_{target}": seen})
+    assert single.status_code == 400 and bulk.status_code == 400
+    assert "review id" in single.get_data(as_text=True)
+    assert db.get_prediction(dash_engine, target)["review_status"] == "unreviewed"  # nothing applied
+
+
 def test_an_unlisted_currency_filter_shows_as_chosen(alice):
     page = alice.get("/queue?tier=all&currency=XYZ").get_data(as_text=True)
     assert '<option value="XYZ" selected>XYZ</option>' in page and '<option value="" selected' not in page
