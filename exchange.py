@@ -55,14 +55,14 @@ def parse_rates(setting: str | None) -> dict[str, float]:
                              "currency code, '=', US dollars per unit)")
         if code in seen:
             raise RatesError(f"{SETTING}: {code} is given twice")
-        if code == "USD" and value.strip() not in ("1", "1.0"):
-            raise RatesError(f"{SETTING}: USD is the currency the rates are in; its rate is 1, "
-                             f"got {value.strip()!r}")
         seen.add(code)
         try:
             rate = float(value)
         except ValueError:
             rate = math.nan
+        if code == "USD" and rate != 1.0:
+            raise RatesError(f"{SETTING}: USD is the currency the rates are in; its rate is 1, "
+                             f"got {value.strip()!r}")
         if not (math.isfinite(rate) and rate > 0):
             raise RatesError(f"{SETTING}: the rate of {code} must be a positive number of US "
                              f"dollars per unit, got {value.strip()!r}")

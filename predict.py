@@ -226,11 +226,22 @@ def chunks(iterable, size: int):
         yield chunk
 
 
+def _index(text: str) -> int:
+    """--index: a record's position in the input, counted from 0."""
+    try:
+        index = int(text)
+    except ValueError:
+        index = -1
+    if index < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a position in the input (0, 1, 2, ...)")
+    return index
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description="Score raw events and store them in the database.")
     parser.add_argument("--input", type=Path, default=EXAMPLES_PATH, help="a .json or .jsonl file of raw events")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--index", type=int, default=0, help="which example of the input to score (default 0)")
+    which.add_argument("--index", type=_index, default=0, help="which example of the input to score (default 0)")
     which.add_argument("--all", action="store_true", help="score every record of the input")
     parser.add_argument("--model", type=Path, default=None, help="model artifact (default MODEL_PATH or models/model.pkl)")
     parser.add_argument("--no-db", action="store_true", help="print scores without storing them")

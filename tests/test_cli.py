@@ -89,6 +89,11 @@ def test_predict_cli_all_and_missing_model(tiny_model_path, tmp_path):
     missing = subprocess.run([sys.executable, "predict.py", "--model", str(tmp_path / "none.pkl")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "python model.py" in missing.stderr
+    for index in ("-1", "one"):
+        bad = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db",
+                              "--index", index], capture_output=True, text=True)
+        assert bad.returncode == 2 and "is not a position in the input" in bad.stderr
+        assert "Traceback" not in bad.stderr
 
 
 def test_score_chunks_in_parallel_gives_the_same_scores_in_order(tiny_model):

@@ -32,7 +32,7 @@ def test_default_rates_cover_the_client_currencies():
 
 
 def test_the_setting_replaces_and_adds_codes():
-    rates = exchange.parse_rates(" gbp=1.25 , JPY = 0.0066,, USD=1")
+    rates = exchange.parse_rates(" gbp=1.25 , JPY = 0.0066,, USD=1.00")
     assert rates["GBP"] == 1.25 and rates["JPY"] == 0.0066
     assert rates["EUR"] == exchange.DEFAULT_RATES["EUR"]  # the others keep their defaults
 
