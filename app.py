@@ -69,8 +69,18 @@ _STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLI
         "LOGIN_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT")
 
 
+# The smallest value each number setting can take and still serve (the dashboard's own settings
+# are clamped where they are used).
+_AT_LEAST = {"PUBLIC_PORT": 1, "MAX_CONTENT_LENGTH": 1024, "MAX_BATCH": 1, "REGISTER_INTERVAL": 1.0}
+
+
 def config_from_env(environ=os.environ) -> dict:
-    """Settings found in the environment, converted to their types."""
+    """Settings found in the environment, converted to their types.
+
+    A number setting that is not a number, or below what can serve (``_AT_LEAST``), stops the
+    start with a message naming it (SystemExit), rather than a traceback or a service that
+    refuses every request.
+    """
     config = {}
     for name in _STR + _BOOL + _INT + _FLOAT:
         raw = environ.get(name)
@@ -78,13 +88,26 @@ def config_from_env(environ=os.environ) -> dict:
             continue
         if name in _BOOL:
             config[name] = _YES_NO.get(raw.strip().lower(), False)
-        elif name in _INT:
-            config[name] = int(raw)
-        elif name in _FLOAT:
-            config[name] = float(raw)
+        elif name in _INT or name in _FLOAT:
+            config[name] = _number_setting(name, raw, int if name in _INT else float)
         else:
             config[name] = raw
     return config
+
+
+def _number_setting(name: str, raw: str, kind):
+    """One number setting, checked: a number of the right kind, at least ``_AT_LEAST[name]``."""
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        value = None
+    what = "a whole number" if kind is int else "a number"
+    if value is None or value != value or value < _AT_LEAST.get(name, value):
+        floor = f" of at least {_AT_LEAST[name]:g}" if name in _AT_LEAST else ""
+        raise SystemExit(f"fraud-triage cannot start: {name}={raw!r} is not {what}{floor}")
+    if name == "PUBLIC_PORT" and value > 65535:
+        raise SystemExit(f"fraud-triage cannot start: PUBLIC_PORT={raw!r} is not a port (1 to 65535)")
+    return value
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -39,6 +39,8 @@ from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirec
 from flask.cli import with_appcontext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse_many
+from limits.errors import ConfigurationError
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
@@ -153,8 +155,23 @@ def _init_csrf(app: Flask) -> None:
 
 
 def _init_rate_limit(app: Flask) -> None:
-    """Rate-limit sign-in attempts only (per address+name and per address); nothing else."""
-    limiter = Limiter(get_remote_address, app=app, default_limits=[])
+    """Rate-limit sign-in attempts only (per address+name and per address); nothing else.
+
+    A limit that cannot be read, or a limit store that cannot be used, stops the start: a limit
+    flask-limiter could not parse would be dropped with a log line, leaving sign-in unlimited.
+    """
+    for name in ("LOGIN_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT"):
+        try:
+            parse_many(str(app.config[name]))
+        except ValueError as exc:
+            raise SystemExit(f"fraud-triage cannot start: {name}={app.config[name]!r} is not a rate limit "
+                             "such as '10 per minute' or '10/minute;100/hour'") from exc
+    try:
+        limiter = Limiter(get_remote_address, app=app, default_limits=[])
+    except ConfigurationError as exc:  # redis:// without the redis client installed, an unknown scheme
+        raise SystemExit(f"fraud-triage cannot start: RATELIMIT_STORAGE_URI "
+                         f"{app.config['RATELIMIT_STORAGE_URI']!r} cannot be used: {exc} "
+                         "(for redis://, pip install redis)") from exc
     view = app.view_functions["dashboard.login"]
     view = limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_attempt_key,
                          methods=["POST"])(view)

@@ -192,8 +192,15 @@ def _usable(chunk: list) -> tuple[list[dict], list[tuple[str, str, bytes]]]:
 
 
 def default_workers() -> int:
-    """Processes for batch scoring: SCORE_WORKERS, else one per core."""
-    return max(1, int(os.environ.get("SCORE_WORKERS") or os.cpu_count() or 1))
+    """Processes for batch scoring: SCORE_WORKERS, else one per core (a SCORE_WORKERS that is not
+    a whole number of at least 1 is named on stderr, and stops the job with exit status 2)."""
+    setting = (os.environ.get("SCORE_WORKERS") or "").strip()
+    if not setting:
+        return os.cpu_count() or 1
+    if not setting.isdigit() or int(setting) < 1:
+        print(f"error: SCORE_WORKERS={setting!r} is not a whole number of at least 1", file=sys.stderr)
+        raise SystemExit(2)
+    return int(setting)
 
 
 def read_input(path: Path):

@@ -92,6 +92,32 @@ def test_settings_from_the_environment_read_yes_and_no_and_blank_as_unset():
     assert read({"STORE_AFTER_ANSWER": " ", "SECRET_KEY": "", "MAX_BATCH": "7"}) == {"MAX_BATCH": 7}
 
 
+@pytest.mark.parametrize("setting, message", [
+    ({"MAX_BATCH": "abc"}, "MAX_BATCH='abc' is not a whole number of at least 1"),
+    ({"MAX_BATCH": "0"}, "MAX_BATCH='0' is not a whole number of at least 1"),
+    ({"MAX_CONTENT_LENGTH": "-1"}, "MAX_CONTENT_LENGTH='-1' is not a whole number of at least 1024"),
+    ({"QUEUE_PER_PAGE": "lots"}, "QUEUE_PER_PAGE='lots' is not a whole number"),
+    ({"PUBLIC_PORT": "70000"}, "PUBLIC_PORT='70000' is not a port"),
+    ({"REGISTER_INTERVAL": "nan"}, "REGISTER_INTERVAL='nan' is not a number of at least 1"),
+])
+def test_a_number_setting_that_cannot_serve_stops_the_start_naming_it(setting, message):
+    with pytest.raises(SystemExit, match="fraud-triage cannot start: ") as stopped:
+        app_module.config_from_env(setting)
+    assert message in str(stopped.value)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT='garbage' is not a rate limit"),
+    ("LOGIN_ADDRESS_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT='garbage' is not a rate limit"),
+    ("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI 'garbage' cannot be used"),
+])
+def test_sign_in_limits_that_cannot_be_used_stop_the_start(make_app, setting, message):
+    """Else flask-limiter drops a limit it cannot parse with a log line, and sign-in is unlimited."""
+    with pytest.raises(SystemExit, match="fraud-triage cannot start: ") as stopped:
+        make_app(**{setting: "garbage"})
+    assert message in str(stopped.value)
+
+
 def test_dashboard_settings_come_from_the_environment(make_app, monkeypatch):
     """The dashboard's settings are read like the others (ints, and rate limits as text) and
     replace the defaults in dashboard.CONFIG_DEFAULTS."""

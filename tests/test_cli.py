@@ -89,6 +89,9 @@ def test_predict_cli_all_and_missing_model(tiny_model_path, tmp_path):
     missing = subprocess.run([sys.executable, "predict.py", "--model", str(tmp_path / "none.pkl")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "python model.py" in missing.stderr
+    workers = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db", "--all"],
+                             capture_output=True, text=True, env={**os.environ, "SCORE_WORKERS": "many"})
+    assert workers.returncode == 2 and workers.stderr == "error: SCORE_WORKERS='many' is not a whole number of at least 1\n"
     for index in ("-1", "one"):
         bad = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db",
                               "--index", index], capture_output=True, text=True)
