@@ -23,11 +23,13 @@ import features
 import validation
 from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
 
-DEFAULT_MODEL_PATH = Path("models/model.pkl")
-# The app's instance folder (Flask's, beside app.py): the default SQLite file and spool, the
-# same ones the service uses whatever directory a batch job is started from.
-INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
-EXAMPLES_PATH = Path("test_script_examples.json")
+# The service's own files, found beside this one whatever directory a batch job is started
+# from: the model, the app's instance folder (Flask's, beside app.py: the default SQLite file
+# and spool) and the examples.
+ROOT = Path(__file__).resolve().parent
+DEFAULT_MODEL_PATH = ROOT / "models" / "model.pkl"
+INSTANCE_DIR = ROOT / "instance"
+EXAMPLES_PATH = ROOT / "test_script_examples.json"
 BATCH_SIZE = 2000
 # A file of at least this many events is a bulk load: the table's statistics are refreshed after it.
 SETTLE_AFTER = 10_000

@@ -92,7 +92,7 @@ use_sqlite_or_given_db() {
 }
 
 check_python() {
-  # The pinned numpy/pandas/scikit-learn need Python 3.11+ (Ubuntu 22.04 has 3.10).
+  # The pinned numpy/pandas/scikit-learn need Python 3.11+.
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die "$PYTHON: need Python 3.11+ (Debian 12, Ubuntu 24.04)"
 }
@@ -110,7 +110,7 @@ install_packages() {
 }
 
 create_user() {
-  # A system user without a shell owns the writable directories and runs the app.
+  # A shell-less system user owns the writable dirs and runs the app.
   id -u "$APP_USER" >/dev/null 2>&1 && return 0
   log "creating system user $APP_USER"
   useradd --system --user-group --home-dir /var/lib/fraud-triage --create-home \
@@ -118,12 +118,12 @@ create_user() {
 }
 
 fetch_app() {
-  # Clone or update REPO_URL in APP_DIR; without it the tree must already be there.
+  # Clone or update REPO_URL in APP_DIR (else the tree must be there).
   if [ -n "$REPO_URL" ]; then
     if [ -d "$APP_DIR/.git" ]; then
       log "updating $APP_DIR to $REPO_REF"
       git -C "$APP_DIR" fetch -q --depth 1 origin "$REPO_REF"
-      # Deployed trees have no local edits; generated dirs are git-ignored, kept.
+      # Deployed trees have no local edits; generated dirs are kept.
       git -C "$APP_DIR" reset -q --hard FETCH_HEAD
     else
       log "cloning $REPO_URL ($REPO_REF) into $APP_DIR"
@@ -137,7 +137,7 @@ fetch_app() {
 }
 
 make_writable_dirs() {
-  # Only these directories are writable by the app (see ReadWritePaths in the unit).
+  # Only these directories are writable by the app (ReadWritePaths).
   local dir
   # systemd makes /run/fraud-triage for the service; test mode needs its own.
   is_on "$SKIP_SYSTEMD" && mkdir -p "$RUN_DIR"
@@ -227,7 +227,7 @@ resolve_public_ip() {
 }
 
 write_env_file() {
-  # /etc/fraud-triage.env, mode 0600, replaced atomically; read by systemd and as_app.
+  # /etc/fraud-triage.env, mode 0600, replaced atomically.
   local tmp
   mkdir -p "$(dirname "$ENV_FILE")"
   tmp=$(mktemp "$ENV_FILE.XXXXXX")
@@ -237,6 +237,12 @@ write_env_file() {
     # Unset keys stay unset: the app's defaults apply.
     [ -z "${!key}" ] || printf "%s='%s'\n" "$key" "${!key}" >>"$tmp"
   done
+  # Lines added by hand (USD_RATES, ...) survive a re-run.
+  local l
+  while IFS= read -r l || [ -n "$l" ]; do
+    [[ $l =~ ^([A-Za-z_][A-Za-z0-9_]*)= && " ${ENV_KEYS[*]} " != *" ${BASH_REMATCH[1]} "* ]] || continue
+    echo "$l" >>"$tmp"
+  done < <(cat "$ENV_FILE" 2>/dev/null)
   chmod 0600 "$tmp"
   mv -f "$tmp" "$ENV_FILE"
   log "wrote $ENV_FILE (mode 0600)"
@@ -246,7 +252,7 @@ configure() {
   # Secrets, database (local Postgres unless told otherwise), env file.
   [ -n "$SECRET_KEY" ] || SECRET_KEY=$(env_file_value SECRET_KEY)
   [ -n "$SECRET_KEY" ] || SECRET_KEY=$(new_secret)
-  # A re-run without DATABASE_URL keeps a database given earlier (not the local Postgres).
+  # A re-run without DATABASE_URL keeps an external database given earlier.
   local old
   old=$(env_file_value DATABASE_URL)
   [ -n "$DATABASE_URL" ] || [[ $old == "" || $old == *@127.0.0.1:* ]] || DATABASE_URL=$old
@@ -265,7 +271,7 @@ configure() {
 # ---- App steps
 
 app_exec() {
-  # exec "$@" in APP_DIR as the app user with the env file, never registering with the stream.
+  # exec "$@" in APP_DIR as the app user with the env file; never registers.
   set -a
   # shellcheck source=/dev/null
   . "$ENV_FILE"
@@ -309,7 +315,7 @@ app_flask() {
 }
 
 init_app_data() {
-  # Schema (CREATE IF NOT EXISTS), the first analyst (kept if there), the test set (once).
+  # Schema, the first analyst (kept if there), the test set (once).
   local out done=$APP_DIR/instance/.test-set-loaded
   app_flask init-db
   if out=$(export ANALYST_PASSWORD; app_flask create-analyst "$ANALYST_NAME" 2>&1); then
@@ -339,7 +345,7 @@ render_unit() {
 }
 
 render_nginx() {
-  # The repository's nginx site with this install's ports (marked @..._port).
+  # The repository's nginx site with this install's ports.
   sed -e "s#127\.0\.0\.1:8000;\(.*@app_port\)#127.0.0.1:$APP_PORT;\1#" \
     -e "s#listen [0-9]*\( .*@http_port\)#listen $HTTP_PORT\1#" \
     -e "s#listen [0-9]*\(;.*@score_port\)#listen $SCORE_PORT\1#" \

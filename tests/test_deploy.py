@@ -416,6 +416,30 @@ def test_compose_runs_app_after_postgres_and_one_shot_init():
         assert value.startswith("${") and ":?" in value, value
 
 
+@pytest.mark.parametrize("answer, status", [("Error: an analyst named 'analyst' already exists\n", 0),
+                                            ("Error: cannot reach the database\n", 1)])
+def test_compose_init_can_run_again(tmp_path, answer, status):
+    """`up` runs init every time: an analyst made before is not a failure (else the app never
+    starts), any other create-analyst failure is. The command runs in sh with stub tools."""
+    init = yaml.safe_load(COMPOSE.read_text())["services"]["init"]
+    assert init["command"][:2] == ["sh", "-c"]
+    script = init["command"][2].replace("$$", "$")  # compose's escaping undone, as compose does
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "flask").write_text(
+        "#!/bin/sh\ncase \"$*\" in *create-analyst*) printf %s \"$ANSWER\"; exit 1;; esac\nexit 0\n")
+    (bin_dir / "flask").chmod(0o755)
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"a model")  # present: init does not train
+    done = run(["sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin", "MODEL_PATH": str(model),
+                                          "ANALYST_NAME": "analyst", "ANSWER": answer}, timeout=30)
+    assert done.returncode == status, done.stdout + done.stderr
+    if status == 0:
+        assert "analyst analyst exists; its password is unchanged" in done.stdout
+    else:
+        assert "cannot reach the database" in done.stderr
+
+
 # ---- cloud-init.sh in test mode ------------------------------------------------------------
 
 
@@ -446,6 +470,24 @@ def test_cloud_init_rerun_keeps_an_external_database_it_was_given_before(tmp_pat
     assert result.returncode == 0, result.stderr
     env = parse_env_file(env_file)
     assert env["DATABASE_URL"] == external and env["SECRET_KEY"] == "kept"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
+def test_cloud_init_rerun_keeps_settings_added_by_hand(tmp_path):
+    """The documented upgrade re-runs the installer: lines an operator added to the env file
+    (HTTPS cookies, exchange rates) must survive it, and the installer's own keys are rewritten."""
+    env_file = tmp_path / "etc" / "fraud-triage.env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("# Written by deploy/cloud-init.sh\nSECRET_KEY='kept'\nTRUST_PROXY='0'\n"
+                        "SESSION_COOKIE_SECURE=1\nUSD_RATES='GBP=1.3,EUR=1.1'\n# a comment\nnot a setting\n")
+    result = source_script("configure", PREFIX=tmp_path, SKIP_SYSTEMD=1, PYTHON=sys.executable,
+                           DATABASE_URL=f"sqlite:///{tmp_path}/x.db")
+    assert result.returncode == 0, result.stderr
+    text = env_file.read_text()
+    assert "SESSION_COOKIE_SECURE=1\n" in text and "USD_RATES='GBP=1.3,EUR=1.1'\n" in text
+    env = parse_env_file(env_file)
+    assert env["SECRET_KEY"] == "kept" and env["TRUST_PROXY"] == "1"  # the installer's key, rewritten once
+    assert text.count("TRUST_PROXY=") == 1 and "not a setting" not in text
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
 
