@@ -92,6 +92,10 @@ def test_predict_cli_all_and_missing_model(tiny_model_path, tmp_path):
     workers = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db", "--all"],
                              capture_output=True, text=True, env={**os.environ, "SCORE_WORKERS": "many"})
     assert workers.returncode == 2 and workers.stderr == "error: SCORE_WORKERS='many' is not a whole number of at least 1\n"
+    elsewhere = subprocess.run([sys.executable, str(Path("predict.py").resolve()), "--model", str(tiny_model_path),
+                                "--no-db", "--all", "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    assert elsewhere.returncode == 0 and f"scored {len(EXAMPLES)} record(s)" in elsewhere.stderr  # its own examples
+    assert predict.DEFAULT_MODEL_PATH == Path("models/model.pkl").resolve()  # the service's, from anywhere
     for index in ("-1", "one"):
         bad = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db",
                               "--index", index], capture_output=True, text=True)
