@@ -39,10 +39,10 @@ from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirec
 from flask.cli import with_appcontext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import parse_many
-from limits.errors import ConfigurationError
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from limits import parse_many
+from limits.errors import ConfigurationError
 from markupsafe import Markup, escape
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
