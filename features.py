@@ -975,7 +975,8 @@ _PHRASES = {
     "ticket_prices": _phrase_prices,
     "capacity": lambda v, r, up: ("capacity unknown" if v["capacity_total"] != v["capacity_total"]
                                   else f"{_n(v['capacity_total'])} tickets on offer"),
-    "money_at_stake": lambda v, r, up: f"{_money(v['money_at_stake'], r)} of tickets at stake",
+    "money_at_stake": lambda v, r, up: ("no priced tickets on offer" if not v["money_at_stake"]
+                                        else f"{_money(v['money_at_stake'], r)} of tickets at stake"),
     "email": _phrase_email,
     "leaky_gts": lambda v, r, up: f"gross sales so far {_money(v['leaky_gts'], r)} (leaky)",
     "leaky_num_order": lambda v, r, up: f"{_n(v['leaky_num_order'])} orders so far (leaky)",

@@ -351,6 +351,8 @@ def test_reasons_state_amounts_in_the_events_own_currency():
         "ticket prices 12.00 to 40.50 AUD"
     for record in ({}, {"currency": None}, {"currency": "<b>"}, {"currency": 5}):
         assert features.phrase_reason("money_at_stake", values, record, up=True) == "19,350 of tickets at stake"
+    assert features.phrase_reason("money_at_stake", {"money_at_stake": 0.0}, {}, up=False) == \
+        "no priced tickets on offer"  # not "0 of tickets at stake"
 
 
 def test_reasons_count_characters_in_good_english():
