@@ -10,6 +10,7 @@ import functools
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import re
 import secrets
@@ -102,7 +103,7 @@ def _number_setting(name: str, raw: str, kind):
     except ValueError:
         value = None
     what = "a whole number" if kind is int else "a number"
-    if value is None or value != value or value < _AT_LEAST.get(name, value):
+    if value is None or not math.isfinite(value) or value < _AT_LEAST.get(name, value):
         floor = f" of at least {_AT_LEAST[name]:g}" if name in _AT_LEAST else ""
         raise SystemExit(f"fraud-triage cannot start: {name}={raw!r} is not {what}{floor}")
     if name == "PUBLIC_PORT" and value > 65535:

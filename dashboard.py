@@ -506,7 +506,9 @@ def sanitise_html(text) -> str:
     if dataset.is_missing(text):
         return ""
     text = str(text).encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
-    cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}}, url_schemes=SHOWN_LINK_SCHEMES,
+    # "*": no attribute on any tag but an anchor's href (nh3 keeps title and lang by default, and a
+    # title could hold a decoy ' href="…"')
+    cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}, "*": set()}, url_schemes=SHOWN_LINK_SCHEMES,
                         clean_content_tags={"script", "style"}, strip_comments=True, link_rel=None)
     # Every anchor tag goes, each opening one by itself, so anchors nested by the parser (an <a>
     # in a table in an <a>) cannot pair up wrongly and leave one whole; a closing tag is replaced

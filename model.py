@@ -44,7 +44,7 @@ import exchange
 import features
 
 ARTIFACT_FORMAT = "fraud-triage-model/1"
-DEFAULT_MODEL_PATH = Path("models/model.pkl")
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "model.pkl"  # the service's, from any directory
 DEFAULT_REPORT_PATH = Path("reports/model_comparison.md")
 SYNTHETIC_SIZE = 14337
 TEST_FRACTION = 0.2

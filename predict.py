@@ -21,13 +21,12 @@ from typing import NamedTuple
 import exchange
 import features
 import validation
-from model import FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
+from model import DEFAULT_MODEL_PATH, FraudModel, ModelLoadError, load_model as _load_artifact, risk_tier
 
 # The service's own files, found beside this one whatever directory a batch job is started
 # from: the model, the app's instance folder (Flask's, beside app.py: the default SQLite file
 # and spool) and the examples.
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = ROOT / "models" / "model.pkl"
 INSTANCE_DIR = ROOT / "instance"
 EXAMPLES_PATH = ROOT / "test_script_examples.json"
 BATCH_SIZE = 2000
@@ -199,10 +198,14 @@ def default_workers() -> int:
     setting = (os.environ.get("SCORE_WORKERS") or "").strip()
     if not setting:
         return os.cpu_count() or 1
-    if not setting.isdigit() or int(setting) < 1:
+    try:
+        workers = int(setting)
+    except ValueError:
+        workers = 0
+    if workers < 1:
         print(f"error: SCORE_WORKERS={setting!r} is not a whole number of at least 1", file=sys.stderr)
         raise SystemExit(2)
-    return int(setting)
+    return workers
 
 
 def read_input(path: Path):

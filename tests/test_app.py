@@ -99,6 +99,7 @@ def test_settings_from_the_environment_read_yes_and_no_and_blank_as_unset():
     ({"QUEUE_PER_PAGE": "lots"}, "QUEUE_PER_PAGE='lots' is not a whole number"),
     ({"PUBLIC_PORT": "70000"}, "PUBLIC_PORT='70000' is not a port"),
     ({"REGISTER_INTERVAL": "nan"}, "REGISTER_INTERVAL='nan' is not a number of at least 1"),
+    ({"REGISTER_INTERVAL": "inf"}, "REGISTER_INTERVAL='inf' is not a number of at least 1"),
 ])
 def test_a_number_setting_that_cannot_serve_stops_the_start_naming_it(setting, message):
     with pytest.raises(SystemExit, match="fraud-triage cannot start: ") as stopped:

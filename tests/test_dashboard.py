@@ -1051,6 +1051,8 @@ def test_sanitise_html_keeps_formatting_only():
      't <span class="link-target">[link: http://x/&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;]</span>'),
     ('<a title=\'href="http://decoy"\' href="mailto:a@b.example">mail</a>',
      'mail <span class="link-target">[link: mailto:a@b.example]</span>'),
+    ('<a title="x href=" lang="en" href="https://pay.evil.example/checkout">here</a>',  # a decoy in the title
+     'here <span class="link-target">[link: https://pay.evil.example/checkout]</span>'),
     # a script link is shown as text too (that it is there is a clue); an unknown scheme is dropped
     ('<a href="data:text/html,<script>x</script>">d</a><a>no target</a><a href="weird:x">w</a>',
      'd <span class="link-target">[link: data:text/html,&lt;script&gt;x&lt;/script&gt;]</span>no targetw'),
