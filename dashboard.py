@@ -433,15 +433,14 @@ def money_in_own_currency(record: dict) -> str | None:
     """The event's money at stake in its own currency ('10,000.00 GBP'), shown beside the
     US-dollar amount the service compares; None when the event is priced in US dollars or names
     no currency (NO_CURRENCY). A code the rates do not know says it was counted as US dollars."""
-    code = exchange.code_of(record.get("currency"))
-    if not code:
-        return NO_CURRENCY
-    if code == "USD":
-        return None
-    text = format_money(features.money_at_stake(record), code)
-    if code in exchange.rates():
+    currency = record.get("currency")
+    note = priced_in(currency)  # the same reading of the code as the queue's
+    if note is None or note == NO_CURRENCY:
+        return note
+    text = format_money(features.money_at_stake(record), currency)
+    if exchange.code_of(currency) in exchange.rates():
         return text
-    return f"{text}{'' if currency_code(code) else ' in a currency too long to show'}, no rate known: counted as US dollars"
+    return f"{text}{'' if currency_code(currency) else ' in a currency too long to show'}, no rate known: counted as US dollars"
 
 
 def format_bool(value) -> str:

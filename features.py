@@ -30,6 +30,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+import exchange
+
 DAY = 86400.0
 HOUR = 3600.0
 # Longest HTML read from a description (characters); longer ones are cut before stripping so
@@ -809,8 +811,7 @@ def _n(value: float, fmt: str = ",.0f") -> str:
 def _money(value: float, record: dict, fmt: str = ",.0f") -> str:
     """An amount for a sentence in the event's own currency ('19,350 GBP'); the bare number when
     the event names no currency code."""
-    code = record.get("currency") if isinstance(record, dict) else None
-    code = code.strip().upper() if isinstance(code, str) else ""
+    code = exchange.code_of(record.get("currency") if isinstance(record, dict) else None)
     return f"{_n(value, fmt)} {code}" if len(code) == 3 and code.isascii() and code.isalpha() else _n(value, fmt)
 
 
