@@ -6,6 +6,7 @@ loss, a reason for every score, a decision on every item, a history of every dec
 Security, in one place:
 - every page, JSON endpoint and action needs a signed-in analyst (flask-login); signed-out pages
   redirect to the sign-in page, signed-out JSON answers 401, signed-out actions are never applied;
+  a new password or a disabled account ends the analyst's sessions at their next request;
 - every state-changing form carries a CSRF token (flask-wtf); only the machine-facing ``/score``
   API is exempt, because the stream service posts without one;
 - sign-in attempts are rate limited per address and name (flask-limiter); nothing else is;
@@ -17,6 +18,8 @@ Security, in one place:
 
 Command line (registered here, see :func:`init_app`):
   ``flask --app app create-analyst NAME``  (password prompted twice, or ANALYST_PASSWORD)
+  ``flask --app app set-password NAME``    (the same; ends the analyst's signed-in sessions)
+  ``flask --app app disable-analyst NAME`` / ``enable-analyst NAME`` / ``list-analysts``
   ``flask --app app load-test-set``        (scores the held-out test split into the database)
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import hashlib
 import html
 import itertools
 import logging
@@ -134,7 +138,9 @@ def init_app(app: Flask) -> None:
     )
     app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
-    app.cli.add_command(create_analyst_command)
+    for command in (create_analyst_command, set_password_command, disable_analyst_command,
+                    enable_analyst_command, list_analysts_command):
+        app.cli.add_command(command)
     app.cli.add_command(load_test_set_command)
 
 
@@ -207,18 +213,31 @@ def _login_attempt_key() -> str:
 
 
 class Analyst(UserMixin):
-    """A signed-in analyst as flask-login sees one."""
+    """A signed-in analyst as flask-login sees one.
 
-    def __init__(self, analyst_id, name: str):
+    The session holds "id:token", the token a digest of the account's password hash: a new
+    password ends every session signed in with the old one (flask-login's "alternative tokens").
+    """
+
+    def __init__(self, analyst_id, name: str, token: str):
         self.id = analyst_id
         self.name = name
+        self.token = token
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.token}"
 
 
-def load_analyst(analyst_id: str) -> Analyst | None:
-    """flask-login's user loader; while the database is away, trust the signed session's name."""
+def session_token(password_hash: str) -> str:
+    """The part of a session that a new password (a new hash, new salt) changes."""
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
+
+
+def load_analyst(user_id: str) -> Analyst | None:
+    """flask-login's user loader: the session's analyst while the account is enabled and its
+    password unchanged (None signs the session out); while the database is away, the signed
+    session's name is trusted."""
+    analyst_id, _, token = str(user_id).partition(":")
     try:
         row = db.get_analyst_by_id(current_app.extensions["db_engine"], int(analyst_id))
     except ValueError:
@@ -226,8 +245,10 @@ def load_analyst(analyst_id: str) -> Analyst | None:
     except DB_ERRORS as exc:
         log.warning("database unavailable while loading analyst %s: %s", analyst_id, exc)
         name = session.get("analyst_name")
-        return Analyst(analyst_id, name) if name else None
-    return Analyst(row["id"], row["name"]) if row else None
+        return Analyst(analyst_id, name, token) if name and token else None
+    if row is None or row["disabled_at"] is not None or token != session_token(row["password_hash"]):
+        return None
+    return Analyst(row["id"], row["name"], token)
 
 
 def _unauthorized():
@@ -237,6 +258,9 @@ def _unauthorized():
     if request.method == "GET":
         flash("Please sign in to continue.", "info")
         return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+    decision = _decision_in_form()
+    if decision is not None:  # signed out by a new password or a disabled account: keep the note
+        return _decision_refused(decision, "signed_out", "session ended", 401)
     flash("You were signed out, so nothing was changed. Sign in and try again.", "warning")
     return redirect(url_for("dashboard.login"))
 
@@ -249,7 +273,6 @@ def _form_expired(exc: CSRFError):
     decision = _decision_in_form()
     if decision is None:  # sign-in, sign-out: the plain error page, which names the security token
         return render_template("error.html", error=exc), exc.code
-    object_ids, action, note, expected, retry_url = decision
     by = request.form.get("by") or ""  # who had the page open
     if not current_user.is_authenticated:
         why = "signed_out"
@@ -257,13 +280,19 @@ def _form_expired(exc: CSRFError):
         why = "other_analyst"
     else:
         why = "expired"
-    log.warning("decision %s on %s by %s refused (%s): %s", action, object_ids, by or "?", why,
-                exc.description)
+    return _decision_refused(decision, why, exc.description, 400)
+
+
+def _decision_refused(decision: tuple, why: str, detail: str, status: int):
+    """The not-saved page for a decision refused before it was looked at (see not_saved.html)."""
+    object_ids, action, note, expected, retry_url = decision
+    by = request.form.get("by") or ""
+    log.warning("decision %s on %s by %s refused (%s): %s", action, object_ids, by or "?", why, detail)
     return render_template(
         "not_saved.html", object_ids=object_ids, action=action, note=note or "", expected=expected,
-        retry_url=retry_url, why=why, by=by,
+        retry_url=retry_url, why=why, by=by, status=status,
         back_url=_safe_next(request.form.get("back") or request.form.get("next")),
-    ), 400
+    ), status
 
 
 def _decision_in_form():
@@ -710,10 +739,14 @@ def login():
         # Postgres then ignore case alike, and so does the rate limiter's count per name.
         row = db.get_analyst(current_app.extensions["db_engine"], name) if NAME_PATTERN.match(name) else None
         stored = row["password_hash"] if row else _dummy_hash()
+        if check_password_hash(stored, password) and row and row["disabled_at"] is not None:
+            log.warning("sign-in to disabled account %s from %s", row["name"], request.remote_addr)
+            flash("This account is disabled. Ask the service's administrator.", "error")
+            return render_template("login.html", name=name, next_url=next_url), 403
         if check_password_hash(stored, password) and row:
             session.clear()  # a fresh session for the signed-in analyst
             session["analyst_name"] = row["name"]
-            login_user(Analyst(row["id"], row["name"]))
+            login_user(Analyst(row["id"], row["name"], session_token(row["password_hash"])))
             log.info("analyst %s signed in from %s", row["name"], request.remote_addr)
             return redirect(next_url or url_for("dashboard.queue"))
         log.warning("failed sign-in for %r from %s", name[:64], request.remote_addr)
@@ -1163,14 +1196,71 @@ def create_analyst_command(name: str, password: str):
     """Create a dashboard account; the password is stored only as a scrypt hash."""
     if not NAME_PATTERN.match(name):
         raise click.BadParameter("use 1-64 letters, digits, '.', '_', '@' or '-'", param_hint="NAME")
-    if len(password) < MIN_PASSWORD:
-        raise click.BadParameter(f"use at least {MIN_PASSWORD} characters", param_hint="password")
     engine = current_app.extensions["db_engine"]
     try:  # the name may be taken in another mix of capitals (names ignore case)
-        db.create_analyst(engine, name, generate_password_hash(password, method="scrypt"))
+        db.create_analyst(engine, name, _password_hash(password))
     except ValueError:
         raise click.ClickException(f"an analyst named {name!r} already exists (names ignore case)") from None
     click.echo(f"analyst {name} created")
+
+
+def _password_hash(password: str) -> str:
+    """The scrypt hash of an acceptable new password (click's usage error otherwise)."""
+    if len(password) < MIN_PASSWORD:
+        raise click.BadParameter(f"use at least {MIN_PASSWORD} characters", param_hint="password")
+    return generate_password_hash(password, method="scrypt")
+
+
+def _update_analyst(name: str, done: str, **change) -> None:
+    """Apply one account change and say so; a clear error when no analyst has the name."""
+    try:
+        stored = db.update_analyst(current_app.extensions["db_engine"], name, **change)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc} (see: flask --app app list-analysts)") from None
+    click.echo(f"analyst {stored} {done}")
+
+
+@click.command("set-password")
+@click.argument("name")
+@click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
+              confirmation_prompt=True, help="asked twice when not given; or set ANALYST_PASSWORD")
+@with_appcontext
+def set_password_command(name: str, password: str):
+    """Give an analyst a new password; their signed-in sessions end at their next click."""
+    _update_analyst(name, "has a new password; their signed-in sessions have ended",
+                    password_hash=_password_hash(password))
+
+
+@click.command("disable-analyst")
+@click.argument("name")
+@with_appcontext
+def disable_analyst_command(name: str):
+    """Stop an analyst signing in (someone who left); their sessions end, their decisions stay."""
+    _update_analyst(name, "disabled: cannot sign in; their signed-in sessions have ended", disabled=True)
+
+
+@click.command("enable-analyst")
+@click.argument("name")
+@click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
+              confirmation_prompt=True, help="asked twice when not given; or set ANALYST_PASSWORD")
+@with_appcontext
+def enable_analyst_command(name: str, password: str):
+    """Let a disabled analyst sign in again, with a new password: a session from before the
+    account was disabled stays ended."""
+    _update_analyst(name, "enabled: can sign in again with the new password",
+                    password_hash=_password_hash(password), disabled=False)
+
+
+@click.command("list-analysts")
+@with_appcontext
+def list_analysts_command():
+    """Every dashboard account, with when it was made and whether it is disabled."""
+    analysts = db.list_analysts(current_app.extensions["db_engine"])
+    for row in analysts:
+        state = "enabled" if row["disabled_at"] is None else f"disabled {format_datetime(row['disabled_at'])}"
+        click.echo(f"{row['name']}\tcreated {format_datetime(row['created_at'])}\t{state}")
+    if not analysts:
+        click.echo("no analysts yet (flask --app app create-analyst NAME)")
 
 
 def labelled_records(data_path: str | None, n: int, seed: int, synthetic: bool = False) -> tuple[list[dict], str]:

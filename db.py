@@ -41,6 +41,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
     table,
@@ -103,7 +104,7 @@ REVIEWS = table("reviews", *(column(name) for name in (
 REJECTS = table("rejects", *(column(name) for name in (
     "id", "received_at", "reason", "body", "remote_addr")))
 ANALYSTS = table("analysts", *(column(name) for name in (
-    "id", "name", "password_hash", "created_at")))
+    "id", "name", "password_hash", "created_at", "disabled_at")))
 SPOOL_APPLIED = table("spool_applied", column("entry_id"), column("applied_at"))
 
 # The columns a queue row carries (the big text fields stay in the detail view).
@@ -285,17 +286,38 @@ def schema_statements(dialect_name: str) -> list[str]:
     return [statement.strip() for statement in sql.split(";") if statement.strip()]
 
 
+# Columns added to a table after its first release (schema.sql has them too): a database made
+# before them gets them from init_db. (table, column) -> the statement; only nullable columns,
+# so stored rows stay as they were.
+ADDED_COLUMNS = {
+    ("analysts", "disabled_at"): "ALTER TABLE analysts ADD COLUMN disabled_at DOUBLE PRECISION",
+}
+
+
 @_translate_errors
 def init_db(engine: Engine) -> None:
-    """Apply schema.sql: creates what is missing, never drops or alters stored data."""
+    """Apply schema.sql: creates what is missing (tables, indexes, columns added since a
+    database was made), never drops or alters stored data."""
     statements = schema_statements(engine.dialect.name)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         for statement in statements:
             conn.exec_driver_sql(statement)
+        _add_missing_columns(conn)
         if engine.dialect.name == "postgresql":
             _prefer_lz4(conn)
+
+
+def _add_missing_columns(conn) -> None:
+    """Run the statement of each of ADDED_COLUMNS whose table, made earlier, lacks the column."""
+    present = {}
+    for (table_name, name), statement in ADDED_COLUMNS.items():
+        if table_name not in present:
+            present[table_name] = {column["name"] for column in inspect(conn).get_columns(table_name)}
+        if name not in present[table_name]:
+            log.info("adding column %s.%s", table_name, name)
+            conn.exec_driver_sql(statement)
 
 
 # Postgres compresses values over ~2 KB (the payload, the description, payout lists) with pglz
@@ -989,6 +1011,36 @@ def get_analyst_by_id(engine: Engine, analyst_id) -> dict | None:
     with engine.connect() as conn:
         found = conn.execute(select(ANALYSTS).where(ANALYSTS.c.id == analyst_id)).mappings().first()
     return None if found is None else dict(found)
+
+
+@_translate_errors
+def list_analysts(engine: Engine) -> list[dict]:
+    """Every analyst (id, name, created_at, disabled_at), by name; no password hashes."""
+    query = select(ANALYSTS.c.id, ANALYSTS.c.name, ANALYSTS.c.created_at, ANALYSTS.c.disabled_at)
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query.order_by(ANALYSTS.c.name)).mappings()]
+
+
+@_translate_errors
+def update_analyst(engine: Engine, name: str, *, password_hash: str | None = None,
+                   disabled: bool | None = None) -> str:
+    """Give an analyst (found by name as get_analyst finds one) a new password hash, or disable or
+    enable the account; returns the stored name. ValueError when no one, or no one unambiguously,
+    has that name."""
+    values = {}
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    if disabled is not None:
+        # disabling again keeps the first time; enabling clears it
+        values["disabled_at"] = func.coalesce(ANALYSTS.c.disabled_at, time.time()) if disabled else None
+    if not values:
+        raise ValueError("nothing to change")
+    found = get_analyst(engine, name)
+    if found is None:
+        raise ValueError(f"no analyst named {name!r}")
+    with engine.begin() as conn:
+        conn.execute(update(ANALYSTS).where(ANALYSTS.c.id == found["id"]).values(**values))
+    return found["name"]
 
 
 # --------------------------------------------------------------------------- dashboard queries

@@ -73,7 +73,10 @@ def spec(max_batch: int = 1000) -> dict:
                                 "description": "true: answer only once the event is stored (stored or "
                                                "spooled, or 503 if it could not be); default: answer "
                                                "once scored and store right after (pending)"}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                "requestBody": {"required": True,
+                                "description": "Sent as application/json or another +json type "
+                                               "(application/vnd.example+json); not compressed",
+                                "content": {"application/json": {"schema": {"oneOf": [
                     {"$ref": "#/components/schemas/Event"},
                     {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
                      "minItems": 1, "maxItems": max_batch}]}}}},
@@ -106,6 +109,9 @@ def spec(max_batch: int = 1000) -> dict:
                 "200": {"description": "Model metadata", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {
+                "200": {"description": "The OpenAPI 3 description of this API",
+                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },
         "components": {"schemas": {
             "Event": event_schema(),

@@ -133,11 +133,14 @@ CREATE TABLE IF NOT EXISTS rejects (
 );
 CREATE INDEX IF NOT EXISTS ix_rejects_received ON rejects (received_at);
 
+-- Dashboard accounts. An account is disabled, never deleted, so its name cannot be given to
+-- someone else and the audit trail keeps meaning one person.
 CREATE TABLE IF NOT EXISTS analysts (
     id            {{id}},
     name          TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
-    created_at    DOUBLE PRECISION NOT NULL
+    created_at    DOUBLE PRECISION NOT NULL,
+    disabled_at   DOUBLE PRECISION            -- set: cannot sign in, and signed-in sessions end
 );
 
 -- Spool entries already applied, recorded in the same transaction as their rows, so replaying

@@ -321,6 +321,7 @@ def test_health_version_openapi(client):
     assert version["version"] and set(version["thresholds"]) == {"medium", "high"}
     spec = client.get("/openapi.json").json
     assert spec["openapi"].startswith("3.") and "/score" in spec["paths"]
+    assert set(spec["paths"]) == {"/hello", "/score", "/health", "/version", "/metrics", "/openapi.json"}
     assert "user_age" in spec["components"]["schemas"]["Event"]["properties"]
 
 

@@ -999,6 +999,67 @@ def test_create_analyst_command(build_app, monkeypatch):
     assert sign_in(client, "Ivan", "s3cret-pass").status_code == 302
 
 
+def test_a_new_password_or_a_disabled_account_ends_sessions_and_keeps_the_note(build_app, monkeypatch):
+    """An administrator resets alice's password while she is writing a note: her decision is not
+    applied, and the page keeps the note for her to copy; she signs in with the new password."""
+    app = build_app(WTF_CSRF_ENABLED=True)
+    engine = app.extensions["db_engine"]
+    runner = app.test_cli_runner()
+    alice, bob = app.test_client(), app.test_client()
+    assert sign_in(alice, csrf=True).status_code == 302 and sign_in(bob, "bob", csrf=True).status_code == 302
+    target = _any_id(engine)
+    page = alice.get(f"/events/{target}").get_data(as_text=True)
+
+    monkeypatch.setenv("ANALYST_PASSWORD", "a-new-password")
+    result = runner.invoke(args=["set-password", "Alice"])
+    assert result.exit_code == 0 and "alice has a new password" in result.output, result.output
+    note = "organiser's phone is <b>disconnected</b>"
+    refused = alice.post(f"/events/{target}/review", data={
+        "action": "flagged_fraud", "note": note, "csrf_token": csrf_token(page), "by": "alice"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 401 and "NOT saved" in text and 'data-why="signed_out"' in text
+    kept = re.search(r'<textarea id="note" readonly>(.*?)</textarea>', text, re.S)
+    assert kept and html.unescape(kept.group(1)) == note and "<b>" not in text
+    assert db.reviews_for(engine, target) == []
+    assert alice.get("/queue").status_code == 302  # signed out
+    assert bob.get("/queue").status_code == 200  # only alice's sessions end
+    assert sign_in(alice, "alice", PASSWORD, csrf=True).status_code == 401
+    assert sign_in(alice, "alice", "a-new-password", csrf=True).status_code == 302
+
+    result = runner.invoke(args=["disable-analyst", "bob"])
+    assert result.exit_code == 0 and "bob disabled" in result.output, result.output
+    assert bob.get("/queue").status_code == 302
+    assert bob.get("/api/charts/money").status_code == 401
+    disabled = sign_in(bob, "bob", PASSWORD, csrf=True)
+    assert disabled.status_code == 403 and "This account is disabled" in disabled.get_data(as_text=True)
+    wrong = sign_in(bob, "bob", "not his password", csrf=True)  # says nothing about the account
+    assert wrong.status_code == 401 and "disabled" not in wrong.get_data(as_text=True)
+    listed = runner.invoke(args=["list-analysts"]).output.splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["alice", "bob"]
+    assert listed[0].endswith("enabled") and "\tdisabled 20" in listed[1]
+    monkeypatch.setenv("ANALYST_PASSWORD", "bob-is-back")
+    assert runner.invoke(args=["enable-analyst", "BOB"]).exit_code == 0
+    assert bob.get("/queue").status_code == 302  # his session from before stays ended
+    assert sign_in(bob, "bob", PASSWORD, csrf=True).status_code == 401
+    assert sign_in(bob, "bob", "bob-is-back", csrf=True).status_code == 302
+
+    unknown = runner.invoke(args=["disable-analyst", "nobody"])
+    assert unknown.exit_code == 1 and "no analyst named 'nobody'" in unknown.output
+    assert "Traceback" not in unknown.output
+    monkeypatch.setenv("ANALYST_PASSWORD", "short")
+    assert runner.invoke(args=["set-password", "bob"]).exit_code == 2  # too short: nothing changed
+    assert sign_in(app.test_client(), "bob", "bob-is-back", csrf=True).status_code == 302
+
+
+def test_a_session_from_before_tokens_is_signed_out(dash_app):
+    """Sessions made before they carried a password token (a bare id) sign in again."""
+    client = dash_app.test_client()
+    assert sign_in(client).status_code == 302
+    with client.session_transaction() as session:
+        session["_user_id"] = session["_user_id"].partition(":")[0]
+    assert client.get("/queue").status_code == 302
+
+
 def test_load_test_set_command(build_app):
     app = build_app(populate=False)
     engine = app.extensions["db_engine"]

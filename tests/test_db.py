@@ -416,6 +416,46 @@ def test_analysts(engine):
     assert db.get_analyst(engine, "Émile")["id"] == other
 
 
+def test_analysts_get_new_passwords_and_are_disabled_not_deleted(engine):
+    ann = db.create_analyst(engine, "ann", "h1")
+    db.create_analyst(engine, "bob", "hb")
+    assert db.update_analyst(engine, "ANN", password_hash="h2") == "ann"  # found as sign-in finds her
+    assert db.get_analyst_by_id(engine, ann)["password_hash"] == "h2"
+    assert db.update_analyst(engine, "ann", disabled=True) == "ann"
+    first = db.get_analyst(engine, "ann")["disabled_at"]
+    assert first is not None and db.get_analyst(engine, "bob")["disabled_at"] is None
+    db.update_analyst(engine, "ann", disabled=True)  # again: keeps when she was first disabled
+    assert db.get_analyst(engine, "ann")["disabled_at"] == first
+    assert [(a["name"], a["disabled_at"]) for a in db.list_analysts(engine)] == [("ann", first), ("bob", None)]
+    assert "password_hash" not in db.list_analysts(engine)[0]
+    db.update_analyst(engine, "ann", disabled=False)
+    assert db.get_analyst(engine, "ann")["disabled_at"] is None
+    db.update_analyst(engine, "ann", disabled=True)
+    with pytest.raises(ValueError, match="already exists"):  # a disabled name is still taken
+        db.create_analyst(engine, "Ann", "h3")
+    for name, change in (("nobody", {"disabled": True}), ("ann", {})):
+        with pytest.raises(ValueError):
+            db.update_analyst(engine, name, **change)
+
+
+def test_init_db_adds_the_columns_a_database_made_earlier_lacks(db_url):
+    """A database made before analysts could be disabled gets the column, and keeps its rows."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE analysts (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+                                 "password_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)")
+            conn.exec_driver_sql("INSERT INTO analysts VALUES (7, 'old', 'h', 1.0)")
+        db.init_db(engine)
+        db.init_db(engine)  # and again, as every start does
+        assert "disabled_at" in {c["name"] for c in inspect(engine).get_columns("analysts")}
+        assert db.get_analyst(engine, "old")["disabled_at"] is None
+        assert db.update_analyst(engine, "old", disabled=True) == "old"
+        assert db.get_analyst_by_id(engine, 7)["disabled_at"] is not None
+    finally:
+        engine.dispose()
+
+
 def test_rejects_are_kept_truncated_newest_first(engine):
     db.record_reject(engine, "not JSON", b"{oops", "10.0.0.1")
     db.record_reject(engine, "too big", b"\x00" + b"x" * 10_000 + b"\xff")

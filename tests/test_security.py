@@ -161,7 +161,10 @@ def test_every_dashboard_route_and_action_requires_sign_in(build):
         response = signed_out.open(url, method=method, data=form if method == "POST" else None)
         redirected = response.status_code == 302 and response.headers["Location"].startswith("/login")
         assert redirected or response.status_code == 401, (rule, method, response.status_code)
-        if response.status_code == 401:
+        if response.status_code == 401 and method == "POST" and not url.startswith("/api/"):
+            # a decision form: the page says it was not saved, and keeps the note to copy
+            assert "NOT saved" in response.get_data(as_text=True), (rule, method)
+        elif response.status_code == 401:
             assert response.is_json and response.get_json()["message"]
     assert db.reviews_for(engine, target) == []  # no signed-out action was applied
     # The same URLs are real: signed in, none of them sends the analyst to the sign-in page.
@@ -504,6 +507,8 @@ REVIEWED_RAW_SQL = {
                           "placeholder per dialect (db.SCHEMA_PLACEHOLDERS): repository text, no values",
     ("db.py", "_execute_prepared_upsert"): "PREPARE/EXECUTE text rendered once by _prepared_upsert_sql() "
                                            "from the SQLAlchemy upsert: values travel as bound parameters",
+    ("db.py", "_add_missing_columns"): "ALTER TABLE statements written out in db.ADDED_COLUMNS: "
+                                       "repository text, no values",
     ("db.py", "_upsert_rows"): "SQLite's upsert compiled once by _sqlite_upsert_sql() from the same "
                                "SQLAlchemy upsert: values travel as bound parameters",
 }
