@@ -279,6 +279,33 @@ def test_html_is_stripped_for_features():
     assert math.isnan(features.caps_share("1234"))
 
 
+def test_script_and_tag_removal_is_the_regular_expressions_in_linear_time():
+    """strip_html drops script/style blocks and tags exactly as the plain regular expressions do
+    (tag names ignoring case in ASCII), and hostile text that made them take time in the square
+    of its length (every opening tag looking to the end for a closing one) costs little."""
+    import html
+    import random
+    import time
+
+    blocks = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL | re.ASCII)
+    tags = re.compile(r"<[^>]*>")
+    pieces = ["<script>", "</script>", "<SCRIPT a='>'>", "</Script >", "<style>", "</style\n>", "</STYLE>",
+              "<scripts>", "</scripts>", "<style", "<script", "</script", "</", "<", ">", "x", " ", "&amp;",
+              "<b>", "\t", "é", "<ſcript>", "</scrıpt>", "\u3000"]
+    rng = random.Random(11)
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert features._drop_scripts(text) == blocks.sub(" ", text), repr(text)
+        assert features._drop_tags(text) == tags.sub(" ", text), repr(text)
+        assert features.strip_html(text) == " ".join(html.unescape(tags.sub(" ", blocks.sub(" ", text))).split())
+    # 2 MB of hostile text (uncut, so the square would be 10^12 steps: hours); linear: milliseconds
+    for hostile in ("<script>" * 250_000, "<script " * 250_000, "<style><script>" * 130_000 + "</style>",
+                    "</style>" + "<style>" * 280_000, "<" * 2_000_000):
+        started = time.perf_counter()
+        features._drop_tags(features._drop_scripts(hostile))
+        assert time.perf_counter() - started < 5, hostile[:20]
+
+
 def test_style_features_read_name_and_description(fitted):
     X = fitted.transform([{"name": "FREE TICKETS NOW", "description": '<a href="http://x">a</a> see www.y.com'}])
     assert _column(fitted, X, "name_caps_share")[0] == 1.0
