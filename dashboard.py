@@ -134,7 +134,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
-        status_label=status_label, or_blank=format_or_blank, verbatim=Verbatim, priced_in=priced_in,
+        status_label=status_label, or_blank=format_or_blank, shorten=shorten, verbatim=Verbatim, priced_in=priced_in,
     )
     app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
@@ -341,6 +341,12 @@ def _database_down(exc):
 def format_missing(value):
     """'—' for anything missing (None, NaN, empty string), else the value."""
     return "—" if dataset.is_missing(value) else value
+
+
+def shorten(value, limit: int = db.QUEUE_TEXT_MAX):
+    """Text over ``limit`` characters cut there, with '…' (a list shows it; the event page shows
+    all of it); anything else as it is."""
+    return value[:limit] + "…" if isinstance(value, str) and len(value) > limit else value
 
 
 def format_or_blank(value, placeholder: str = "—"):
@@ -709,14 +715,19 @@ def payout_summary(record: dict) -> dict:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only local paths are followed after sign-in (no open redirect to another site)."""
-    if not target:
+    """Only local paths are followed after sign-in or a decision (no open redirect to another
+    site). Control characters are refused: a line break cannot go in a Location header, and
+    browsers drop tabs and line breaks from a URL ('/', a tab, '/evil.example' is '//evil.example')."""
+    if not target or _CONTROL_CHARACTERS.search(target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
             or "\\" in target:
         return None
     return target
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @functools.lru_cache(maxsize=1)
@@ -952,8 +963,19 @@ def _expected_id(raw: str | None):
 
 
 def _note_in(form) -> str | None:
-    """The form's note, trimmed and cut to NOTE_MAX; None when blank."""
-    return (form.get("note") or "").strip()[:NOTE_MAX] or None
+    """The form's note, trimmed, each line break one '\n' (browsers count a break as one
+    character against maxlength but send it as '\r\n'); None when blank. Never cut: a note
+    over NOTE_MAX is refused whole (_note_too_long), not stored short."""
+    return (form.get("note") or "").replace("\r\n", "\n").replace("\r", "\n").strip() or None
+
+
+def _note_too_long(note: str | None) -> bool:
+    """True, with a message, for a note over NOTE_MAX characters (the page then keeps it)."""
+    if note is None or len(note) <= NOTE_MAX:
+        return False
+    flash(f"Nothing was saved: the note is {len(note):,} characters long, and notes hold up to "
+          f"{NOTE_MAX:,}. Shorten it below and send it again.", "error")
+    return True
 
 
 def _action_and_note(form) -> tuple[str, str | None]:
@@ -1016,6 +1038,11 @@ def _report(result: dict, action: str) -> None:
     if len(conflicts) > 10:
         flash(f"…and {len(conflicts) - 10} more events changed by other analysts were not applied.",
               "warning")
+    missing = result.get("missing") or []
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:10]) + (", …" if len(missing) > 10 else "")
+        flash(f"Not applied to {len(missing)} event{'s' if len(missing) > 1 else ''} that no longer "
+              f"exist{'s' if len(missing) == 1 else ''} (event {shown}).", "warning")
 
 
 def _event_names(applied: list, conflicts: list) -> dict:
@@ -1057,6 +1084,8 @@ def review(object_id: int):
     event_url = url_for("dashboard.event", object_id=object_id, back=back)
     if action == "note" and note is None:
         return redirect(event_url)
+    if _note_too_long(note):
+        return _event_page(object_id, back, note=note), 400
     # A note changes nobody's decision, so it is never a conflict; decisions are checked.
     expected = None if action == "note" else {object_id: _expected_id(request.form.get("expected_review_id"))}
     result = _apply_decision([object_id], action, note, expected)
@@ -1088,6 +1117,8 @@ def bulk_review():
     action, note = _action_and_note(request.form)
     if action == "note" and note is None:
         return redirect(back)
+    if _note_too_long(note):
+        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 400
     expected = None if action == "note" else {
         i: _expected_id(request.form.get(f"seen_{i}")) for i in object_ids}
     result = _apply_decision(object_ids, action, note, expected)

@@ -260,11 +260,21 @@ def test_sign_in_and_out(dash_app):
 
 @pytest.mark.parametrize("target, expected", [
     ("/charts", "/charts"), ("https://evil.example/", "/queue"), ("//evil.example/x", "/queue"),
+    ("/\t/evil.example/", "/queue"), ("/queue\r\nSet-Cookie: x=1", "/queue"), ("/queue\x7f", "/queue"),
 ])
 def test_sign_in_follows_only_local_next(dash_app, target, expected):
-    response = dash_app.test_client().post("/login", query_string={"next": target},
-                                      data={"name": "alice", "password": PASSWORD})
+    client = dash_app.test_client()
+    response = client.post("/login", query_string={"next": target}, data={"name": "alice", "password": PASSWORD})
     assert response.headers["Location"] == expected
+    assert client.get("/login", query_string={"next": target}).headers["Location"] == expected  # signed in
+
+
+def test_a_decision_with_a_line_break_in_its_way_back_is_saved_and_answered(alice, dash_engine):
+    target = _any_id(dash_engine)
+    response = alice.post("/reviews/bulk", data={
+        "action": "flagged_fraud", "object_id": [target], f"seen_{target}": "", "next": "/?tier=high\n"})
+    assert response.status_code == 302 and response.headers["Location"] == "/queue"
+    assert db.get_prediction(dash_engine, target)["review_status"] == "flagged_fraud"
 
 
 def test_sign_in_attempts_are_rate_limited(dash_app):
@@ -580,6 +590,46 @@ def test_empty_note_is_not_recorded(alice, dash_engine):
     assert db.reviews_for(dash_engine, target) == []
 
 
+def test_a_note_is_stored_whole_or_refused_whole(alice, dash_engine):
+    """A browser lets 2,000 characters into the note box counting a line break as one, then sends
+    each as CRLF: the note is stored whole. A note over the limit is never cut and stored short:
+    nothing is applied, and the page keeps the whole note to shorten."""
+    target, other = _any_id(dash_engine), _any_id(dash_engine, "medium")
+    lines = ["x" * 20] * 95
+    typed = "\n".join(lines)
+    typed += "y" * (dashboard.NOTE_MAX - len(typed))
+    assert len(typed) == dashboard.NOTE_MAX
+    sent = typed.replace("\n", "\r\n")
+    response = alice.post(f"/events/{target}/review", data={"action": "note", "note": sent})
+    assert response.status_code == 302
+    assert db.reviews_for(dash_engine, target)[0]["note"] == typed
+
+    long_note = "Called the venue twice. " * 300
+    for url, data, page_check in (
+            (f"/events/{target}/review", {"action": "flagged_fraud", "expected_review_id": ""},
+             r'<textarea id="note"[^>]*>(.*?)</textarea>'),
+            ("/reviews/bulk", {"action": "cleared", "object_id": [other], f"seen_{other}": "", "next": "/queue?tier=medium"},
+             r'id="bulk-note"[^>]*value="([^"]*)"')):
+        refused = alice.post(url, data={**data, "note": long_note})
+        page = refused.get_data(as_text=True)
+        assert refused.status_code == 400, url
+        assert any("Nothing was saved" in m and "7,199 characters" in m for m in flashes(page)), flashes(page)
+        assert html.unescape(re.search(page_check, page, re.S).group(1)) == long_note.strip()
+    assert [r["action"] for r in db.reviews_for(dash_engine, target)] == ["note"]
+    assert db.reviews_for(dash_engine, other) == []
+
+
+def test_a_bulk_decision_names_the_events_that_no_longer_exist(alice, dash_engine):
+    target = _any_id(dash_engine)
+    response = alice.post("/reviews/bulk", data={
+        "action": "flagged_fraud", "object_id": [target, 123456789, 123456790], f"seen_{target}": "",
+        "seen_123456789": "", "seen_123456790": "", "next": "/queue"}, follow_redirects=True)
+    messages = flashes(response.get_data(as_text=True))
+    assert any("Flagged as fraud" in m for m in messages), messages
+    assert any("Not applied to 2 events that no longer exist (event 123456789, 123456790)" in m for m in messages)
+    assert db.get_prediction(dash_engine, target)["review_status"] == "flagged_fraud"
+
+
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()
@@ -628,6 +678,23 @@ def test_a_decision_keeps_the_analysts_place_in_the_queue(alice, dash_engine):
     assert f'href="{html.escape(back)}">‹ Back to the queue' in after
     assert alice.post(f"/events/{target}/review", data={
         "action": "note", "note": "x", "back": "https://evil.example/"}).headers["Location"] == f"/events/{target}"
+
+
+def test_the_queue_shows_long_text_cut_and_the_event_page_shows_it_whole(alice, dash_engine, scored_pairs):
+    """Twenty events with 400 KB names and organisers used to make a 24 MB queue page: a row now
+    carries at most about 200 characters of each field, marked as cut."""
+    raw, score = scored_pairs[5]
+    ids = range(990000100, 990000120)
+    long_name, long_org = "N" * 400_000, "O" * 400_000
+    db.save_scores(dash_engine, [({**raw, "object_id": i, "name": long_name, "org_name": long_org,
+                                   "country": "C" * 10_000}, {**score, "object_id": i}) for i in ids])
+    response = alice.get("/queue", query_string={"tier": "all", "q": "NNNN", "per_page": 50})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and sorted(row_ids(page)) == list(ids)
+    assert len(page) < 200_000
+    assert "N" * 200 + "…" in page and "N" * 201 not in page and "O" * 200 + "…" in page
+    event = alice.get(f"/events/{ids[0]}").get_data(as_text=True)
+    assert long_name in event  # the event page shows all of it
 
 
 def test_a_long_event_name_does_not_lose_the_message(alice, dash_engine, scored_pairs):

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import inspect
 
 import db
+import exchange
 
 T0 = 1_700_000_000.0  # a fixed 'now' (2023-11-14 22:13:20 UTC) for received times
 
@@ -535,6 +536,18 @@ def test_search_ignores_case_beyond_ascii(engine):
     assert found("cafe") == [5]  # accents are letters of their own, as written
     assert found("straße") == [6]
     assert found("%é") == [] and found("_afé") == []  # wildcards stay literal beyond ASCII too
+
+
+def test_search_and_currency_filter_take_what_the_stored_text_can_hold(engine):
+    """A NUL in a search (stored text holds none) is not an error on Postgres; the currency
+    filter reads the field as the conversion does, whatever whitespace surrounds the code."""
+    currencies = {1: "GBP", 2: " gbp", 3: "GBP\n", 4: "\tGBP", 5: "\u00a0GBP", 6: "GBP\u3000", 7: "GBPX", 8: "USD"}
+    db.save_scores(engine, [(raw(i, name=f"Night {i}", currency=c), score(i)) for i, c in currencies.items()])
+    found = lambda **f: sorted(r["object_id"] for r in db.queue(engine, filters=f, per_page=50)[0])  # noqa: E731
+    assert found(currency="GBP") == [1, 2, 3, 4, 5, 6]
+    assert [i for i, c in currencies.items() if exchange.code_of(c) == "GBP"] == [1, 2, 3, 4, 5, 6]
+    assert found(q="Nig\x00ht 3") == [3] and found(q="\x00") == list(currencies)
+    assert db.tier_summary(engine, {"q": "a\x00"}) is not None
 
 
 def test_queue_filters(engine):
