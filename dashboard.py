@@ -34,6 +34,7 @@ import logging
 import math
 import re
 import unicodedata
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
@@ -134,7 +135,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
-        status_label=status_label, or_blank=format_or_blank, shorten=shorten, verbatim=Verbatim, priced_in=priced_in,
+        status_label=status_label, or_blank=format_or_blank, shorten=shorten, score_seen=score_seen, verbatim=Verbatim, priced_in=priced_in,
     )
     app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
@@ -306,11 +307,12 @@ def _decision_in_form():
     try:
         if endpoint == "dashboard.review":
             object_id = int(request.view_args["object_id"])
-            return ([object_id], action, note, {object_id: _parse_seen(form.get("expected_review_id"))},
-                    url_for("dashboard.review", object_id=object_id))
+            seen = _parse_seen(form.get("expected_review_id"), form.get("expected_score"))
+            return [object_id], action, note, {object_id: seen}, url_for("dashboard.review", object_id=object_id)
         if endpoint == "dashboard.bulk_review":
             ids = sorted({int(v) for v in form.getlist("object_id")})
-            return (ids, action, note, {i: _parse_seen(form.get(f"seen_{i}")) for i in ids},
+            return (ids, action, note, {i: _parse_seen(form.get(f"seen_{i}"), form.get(f"score_seen_{i}"))
+                                        for i in ids},
                     url_for("dashboard.bulk_review")) if ids else None
     except (TypeError, ValueError):
         return None
@@ -943,23 +945,49 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
 # --------------------------------------------------------------------------- decisions
 
 
-def _parse_seen(raw: str | None):
-    """The last review id the analyst saw: '' means 'no review yet' (None); ValueError if not a
-    review id (a whole number from 0 to 2^63 - 1, what the database can hold)."""
-    if raw is None or raw.strip() in ("", "none"):
-        return None
-    seen = int(raw)
-    if not 0 <= seen <= db.INT64_MAX:
-        raise ValueError(f"{seen} is not a review id")
+class Seen(NamedTuple):
+    """What the analyst saw of an event when deciding: its last review (None: none yet) and its
+    score ('probability/money at stake' as the page wrote it; '' from a page that did not say)."""
+    review_id: int | None
+    score: str = ""
+
+    def score_values(self) -> tuple[float, float] | None:
+        """The score as the database holds it, or None when the page did not say."""
+        if not self.score:
+            return None
+        probability, _, money = self.score.partition("/")
+        return float(probability), float(money)
+
+
+def score_seen(row) -> str:
+    """An event's score as a decision form carries it: exact (repr), so the database can tell
+    whether it changed since the page was made."""
+    return f"{float(row['fraud_probability'])!r}/{float(row['money_at_stake'])!r}"
+
+
+def _parse_seen(raw_review: str | None, raw_score: str | None = None) -> Seen:
+    """What the form says the analyst saw. A review id of '' means 'no review yet'; ValueError
+    for an id that is not a review id (a whole number from 0 to 2^63 - 1, what the database can
+    hold) or a score that is not two finite numbers."""
+    review_id = None
+    if raw_review is not None and raw_review.strip() not in ("", "none"):
+        review_id = int(raw_review)
+        if not 0 <= review_id <= db.INT64_MAX:
+            raise ValueError(f"{review_id} is not a review id")
+    seen = Seen(review_id, (raw_score or "").strip())
+    if seen.score:
+        values = seen.score_values()
+        if "/" not in seen.score or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{seen.score[:40]!r} is not a score")
     return seen
 
 
-def _expected_id(raw: str | None):
-    """_parse_seen, or 400 when the form's id is not a number."""
+def _expected(raw_review: str | None, raw_score: str | None) -> Seen:
+    """_parse_seen, or 400 naming what in the form is not what a page writes."""
     try:
-        return _parse_seen(raw)
-    except ValueError:
-        abort(400, description="the form's last-seen review id is not a review id")
+        return _parse_seen(raw_review, raw_score)
+    except ValueError as exc:
+        abort(400, description=f"the form's last-seen review id or score is not one: {exc}")
 
 
 def _note_in(form) -> str | None:
@@ -991,10 +1019,13 @@ def _action_and_note(form) -> tuple[str, str | None]:
 
 
 def _apply_decision(object_ids: list[int], action: str, note: str | None, expected: dict | None):
-    """Write a decision through db.add_review; a failed write renders 'NOT saved' (503)."""
+    """Write a decision through db.add_review, checked against what the analyst saw (``expected``:
+    id -> Seen); None when the write failed (the caller renders 'NOT saved', 503)."""
+    review_ids = None if expected is None else {i: seen.review_id for i, seen in expected.items()}
+    scores = None if expected is None else {i: seen.score_values() for i, seen in expected.items()}
     try:
         return db.add_review(current_app.extensions["db_engine"], object_ids, action, current_user.name,
-                             note=note, expected_review_ids=expected)
+                             note=note, expected_review_ids=review_ids, expected_scores=scores)
     except DB_ERRORS as exc:
         log.error("decision %s by %s on %s NOT saved: %s", action, current_user.name, object_ids, exc)
         return None
@@ -1008,7 +1039,7 @@ def _not_saved(object_ids, action, note, expected, retry_url, back=None):
     ), 503
 
 
-def _report(result: dict, action: str) -> None:
+def _report(result: dict, action: str, expected: dict | None = None) -> None:
     """Flash what was applied and, for each conflict, who decided what in the meantime, naming
     the events by their stored names.
 
@@ -1028,6 +1059,14 @@ def _report(result: dict, action: str) -> None:
     for conflict in conflicts[:10]:
         object_id = conflict.get("object_id")
         label = f"“{names[object_id]}” (event {object_id})" if names.get(object_id) else f"event {object_id}"
+        seen = (expected or {}).get(object_id)
+        if seen is not None and seen.review_id == conflict.get("last_review_id"):  # no one decided: it changed
+            flash(f"Not applied to {label}: it was received or scored again after you opened it, "
+                  f"and is now {conflict.get('risk_tier')} risk "
+                  f"({format_probability(conflict.get('fraud_probability'))}, "
+                  f"{format_money(conflict.get('money_at_stake'), 'USD', cents=False)} at stake). "
+                  "Look at it again, then decide.", "warning")
+            continue
         by = conflict.get("by") or "another analyst"
         by = "you (in another tab or window)" if by == current_user.name else by
         flash(
@@ -1087,14 +1126,15 @@ def review(object_id: int):
     if _note_too_long(note):
         return _event_page(object_id, back, note=note), 400
     # A note changes nobody's decision, so it is never a conflict; decisions are checked.
-    expected = None if action == "note" else {object_id: _expected_id(request.form.get("expected_review_id"))}
+    expected = None if action == "note" else {
+        object_id: _expected(request.form.get("expected_review_id"), request.form.get("expected_score"))}
     result = _apply_decision([object_id], action, note, expected)
     if result is None:
         return _not_saved([object_id], action, note, expected,
                           url_for("dashboard.review", object_id=object_id), back)
     if not result.get("applied") and not result.get("conflicts"):
         abort(404, description=f"There is no scored event with id {object_id}.")
-    _report(result, action)
+    _report(result, action, expected)
     if result.get("conflicts") and note:  # not applied: show the page again with the note kept
         return _event_page(object_id, back, note=note), 409
     return redirect(event_url)
@@ -1120,11 +1160,11 @@ def bulk_review():
     if _note_too_long(note):
         return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 400
     expected = None if action == "note" else {
-        i: _expected_id(request.form.get(f"seen_{i}")) for i in object_ids}
+        i: _expected(request.form.get(f"seen_{i}"), request.form.get(f"score_seen_{i}")) for i in object_ids}
     result = _apply_decision(object_ids, action, note, expected)
     if result is None:
         return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"), back)
-    _report(result, action)
+    _report(result, action, expected)
     if result.get("conflicts") and note:  # some not applied: the queue again, the note kept
         return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 409
     return redirect(back)

@@ -868,13 +868,17 @@ def _review_ids(object_ids) -> list[int]:
 
 @_translate_errors
 def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
-               expected_review_ids: dict | None = None) -> dict:
-    """Record one analyst action on events, in one transaction, refusing to overwrite unseen decisions.
+               expected_review_ids: dict | None = None, expected_scores: dict | None = None) -> dict:
+    """Record one analyst action on events, in one transaction, refusing to overwrite unseen
+    decisions or to decide on an event that changed unseen.
 
     For an id in expected_review_ids (the last_review_id the analyst saw), the decision applies
-    only if no other decision was recorded since; otherwise it is returned as a conflict. A
+    only if no other decision was recorded since; for an id in expected_scores with a
+    (fraud_probability, money_at_stake) pair, only if the event still has that score (a resend
+    with other content, or a rescore, changes it). Otherwise it is returned as a conflict. A
     'note' is appended without changing status and never conflicts. Returns
-    {applied: [ids], conflicts: [{object_id, current_status, by, at}], missing: [ids], review_ids: {id: review id}}.
+    {applied: [ids], conflicts: [{object_id, current_status, by, at, last_review_id,
+    fraud_probability, risk_tier, money_at_stake}], missing: [ids], review_ids: {id: review id}}.
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
@@ -892,7 +896,8 @@ def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
             if action == "note":
                 stored = _apply_note(conn, review)
             else:
-                stored = _apply_decision(conn, review, object_id in expected, expected.get(object_id))
+                stored = _apply_decision(conn, review, object_id in expected, expected.get(object_id),
+                                         (expected_scores or {}).get(object_id))
             if stored is None:
                 _report_refusal(conn, object_id, result)
             else:
@@ -908,8 +913,9 @@ def _apply_note(conn, review: dict):
     return None if exists is None else _insert_returning_id(conn, REVIEWS, review)
 
 
-def _apply_decision(conn, review: dict, check: bool, expected_id):
-    """Set the status (only if last_review_id is still expected_id, when checking); the review id or None.
+def _apply_decision(conn, review: dict, check: bool, expected_id, expected_score=None):
+    """Set the status (only if last_review_id is still expected_id, when checking, and the score
+    is still expected_score, when given); the review id or None.
 
     The check and the status change are one UPDATE, so it is atomic on both databases: the
     row (Postgres) or the database (SQLite) stays write-locked until the transaction ends.
@@ -917,6 +923,10 @@ def _apply_decision(conn, review: dict, check: bool, expected_id):
     condition = PREDICTIONS.c.object_id == review["object_id"]
     if check:
         condition = and_(condition, PREDICTIONS.c.last_review_id.is_not_distinct_from(expected_id))
+    if expected_score is not None:  # exact: the page wrote the stored floats with repr
+        probability, money = (float(value) for value in expected_score)
+        condition = and_(condition, PREDICTIONS.c.fraud_probability == probability,
+                         PREDICTIONS.c.money_at_stake == money)
     changed = conn.execute(update(PREDICTIONS).where(condition).values(review_status=review["action"]))
     if changed.rowcount != 1:
         return None
@@ -929,7 +939,8 @@ def _apply_decision(conn, review: dict, check: bool, expected_id):
 def _report_refusal(conn, object_id: int, result: dict) -> None:
     """File a refused id as missing (never stored) or as a conflict naming who decided and when."""
     current = conn.execute(
-        select(PREDICTIONS.c.review_status, REVIEWS.c.analyst, REVIEWS.c.created_at, REVIEWS.c.id)
+        select(PREDICTIONS.c.review_status, REVIEWS.c.analyst, REVIEWS.c.created_at, REVIEWS.c.id,
+               PREDICTIONS.c.fraud_probability, PREDICTIONS.c.risk_tier, PREDICTIONS.c.money_at_stake)
         .select_from(PREDICTIONS.outerjoin(REVIEWS, REVIEWS.c.id == PREDICTIONS.c.last_review_id))
         .where(PREDICTIONS.c.object_id == object_id)).first()
     if current is None:
@@ -937,7 +948,9 @@ def _report_refusal(conn, object_id: int, result: dict) -> None:
     else:
         result["conflicts"].append({"object_id": object_id, "current_status": current.review_status,
                                     "by": current.analyst, "at": current.created_at,
-                                    "last_review_id": current.id})
+                                    "last_review_id": current.id,
+                                    "fraud_probability": current.fraud_probability,
+                                    "risk_tier": current.risk_tier, "money_at_stake": current.money_at_stake})
 
 
 @_translate_errors

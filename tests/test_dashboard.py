@@ -630,6 +630,59 @@ def test_a_bulk_decision_names_the_events_that_no_longer_exist(alice, dash_engin
     assert db.get_prediction(dash_engine, target)["review_status"] == "flagged_fraud"
 
 
+def _hidden(page: str, name: str) -> str:
+    """The value of a page's hidden input."""
+    return html.unescape(re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page).group(1))
+
+
+def test_a_decision_on_an_event_that_changed_unseen_is_not_applied(alice, dash_engine, scored_pairs):
+    """alice opens a low-risk event; the stream sends it again with $5.7 M of tickets and it scores
+    high. Her "clear", made on what she saw, is not applied to what she did not see; a resend
+    that changes nothing does not stand in her way."""
+    raw, score = next((r, s) for r, s in scored_pairs if s["risk_tier"] == "low")
+    target = 990000200
+    db.save_scores(dash_engine, [({**raw, "object_id": target}, {**score, "object_id": target})])
+    page = alice.get(f"/events/{target}").get_data(as_text=True)
+    form = {"action": "cleared", "expected_review_id": _hidden(page, "expected_review_id"),
+            "expected_score": _hidden(page, "expected_score"), "note": "organiser known to us"}
+    queue = alice.get("/queue", query_string={"tier": "low", "q": str(target)}).get_data(as_text=True)
+    bulk = {"action": "cleared", "object_id": [target], f"seen_{target}": _hidden(queue, f"seen_{target}"),
+            f"score_seen_{target}": _hidden(queue, f"score_seen_{target}"), "next": "/queue?tier=low"}
+    assert form["expected_score"] == bulk[f"score_seen_{target}"]
+
+    db.save_scores(dash_engine, [({**raw, "object_id": target}, {**score, "object_id": target})])  # the same again
+    changed = {**score, "object_id": target, "fraud_probability": 0.91, "risk_tier": "high",
+               "money_at_stake": 5_700_000.0, "expected_loss": 5_187_000.0}
+    db.save_scores(dash_engine, [({**raw, "object_id": target, "ticket_types": [{"cost": 950, "quantity_total": 6000}]},
+                                  changed)])
+    for url, data in ((f"/events/{target}/review", form), ("/reviews/bulk", bulk)):
+        refused = alice.post(url, data=data)
+        page = refused.get_data(as_text=True)
+        assert refused.status_code in (302, 409), url
+        if refused.status_code == 302:
+            page = alice.get(refused.headers["Location"]).get_data(as_text=True)
+        message = " ".join(flashes(page))
+        assert "received or scored again after you opened it" in message and "now high risk" in message, message
+        assert "$5,700,000" in message
+    assert db.get_prediction(dash_engine, target)["review_status"] == "unreviewed"
+    assert db.reviews_for(dash_engine, target) == []
+
+    page = alice.get(f"/events/{target}").get_data(as_text=True)  # she looks again: now it applies
+    applied = alice.post(f"/events/{target}/review", data={
+        **form, "expected_score": _hidden(page, "expected_score")})
+    assert applied.status_code == 302
+    assert db.get_prediction(dash_engine, target)["review_status"] == "cleared"
+
+
+@pytest.mark.parametrize("value", ["0.5", "x/1", "0.5/nan", "inf/1", "0.5/1/2"])
+def test_a_score_seen_that_no_page_writes_is_refused(alice, dash_engine, value):
+    target = _any_id(dash_engine)
+    response = alice.post(f"/events/{target}/review", data={
+        "action": "cleared", "expected_review_id": "", "expected_score": value})
+    assert response.status_code == 400 and "score" in response.get_data(as_text=True)
+    assert db.reviews_for(dash_engine, target) == []
+
+
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()
@@ -930,6 +983,13 @@ def test_failed_write_says_not_saved(alice, dash_engine, monkeypatch, error):
         assert "saved:" not in " ".join(flashes(page))
     assert "keep me" in alice.post(f"/events/{target}/review",
                                     data={"action": "flagged_fraud", "note": "keep me"}).get_data(as_text=True)
+    # the form to send it again carries what the analyst saw: the last review and the score
+    seen = {"expected_review_id": "", "expected_score": "0.25/1250.5"}
+    retry = alice.post(f"/events/{target}/review", data={"action": "flagged_fraud", **seen}).get_data(as_text=True)
+    assert _hidden(retry, "expected_score") == "0.25/1250.5" and _hidden(retry, f"score_seen_{target}") == "0.25/1250.5"
+    retry = alice.post("/reviews/bulk", data={"action": "cleared", "object_id": [target],
+                                              f"score_seen_{target}": "0.5/2.0"}).get_data(as_text=True)
+    assert _hidden(retry, f"score_seen_{target}") == "0.5/2.0"
     monkeypatch.undo()
     assert db.reviews_for(dash_engine, target) == []
 

@@ -347,6 +347,23 @@ def test_stale_decision_is_a_conflict_not_an_overwrite(engine):
     assert retry["applied"] == [1]
 
 
+def test_a_decision_on_a_score_that_changed_since_is_a_conflict(engine):
+    p, money = 0.1 + 0.2, 1234.5678901234567  # floats a round trip through text must keep exactly
+    db.save_scores(engine, [(raw(1), score(1, p=p, money=money)), (raw(2), score(2, p=p, money=money))])
+    row = db.get_prediction(engine, 1)
+    seen = (row["fraud_probability"], row["money_at_stake"])
+    assert seen == (p, money)
+    db.save_scores(engine, [(raw(2), score(2, p=0.9, tier="high", money=5e6))])  # sent again, scored anew
+    result = db.add_review(engine, [1, 2], "cleared", "ann", expected_review_ids={1: None, 2: None},
+                           expected_scores={1: seen, 2: seen})
+    assert result["applied"] == [1]
+    [conflict] = result["conflicts"]
+    assert (conflict["object_id"], conflict["last_review_id"], conflict["risk_tier"]) == (2, None, "high")
+    assert (conflict["fraud_probability"], conflict["money_at_stake"]) == (0.9, 5e6)
+    assert db.get_prediction(engine, 2)["review_status"] == "unreviewed" and db.reviews_for(engine, 2) == []
+    assert db.add_review(engine, [2], "cleared", "ann", expected_scores={2: None})["applied"] == [2]
+
+
 def test_simultaneous_decisions_exactly_one_wins(engine):
     db.save_scores(engine, [(raw(1), score(1))])
     barrier, results = threading.Barrier(4), []
