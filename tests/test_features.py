@@ -324,6 +324,21 @@ def test_email_domain_classes(fitted):
     np.testing.assert_array_equal(block, np.eye(4))
 
 
+def test_training_rows_read_a_known_domain_as_new_events_do():
+    """A domain is "known" to a new event when training saw it twice. A training row must not
+    count itself: it is "known" only when two *other* rows have its domain."""
+    records = ([{"email_domain": "twice.example"}] * 2 + [{"email_domain": "thrice.example"}] * 3
+               + [{"email_domain": "once.example"}, {"email_domain": "gmail.com"}])
+    featurizer = features.EventFeaturizer(text=False)
+    X = featurizer.fit_transform(records)
+    names = list(featurizer.get_feature_names_out())
+    known, other = X[:, names.index("email_known")], X[:, names.index("email_other")]
+    assert known.tolist() == [0, 0, 1, 1, 1, 0, 0] and other.tolist() == [1, 1, 0, 0, 0, 1, 0]
+    served = featurizer.transform(records)  # a new event with either domain: training saw it twice
+    assert served[:5, names.index("email_known")].tolist() == [1] * 5
+    assert featurizer.known_domains_ == {"twice.example", "thrice.example"}
+
+
 def test_names_descriptions_and_groups_cover_every_column(fitted):
     names = list(fitted.get_feature_names_out())
     assert len(names) == fitted.transform([{}]).shape[1]

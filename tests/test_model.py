@@ -86,7 +86,7 @@ def _risky_new_account(tiny_model, events):
 
 
 def test_reasons_follow_the_inputs(tiny_model, fresh_events):
-    record, reasons = _risky_new_account(tiny_model, synth.generate_events(600, seed=5))
+    record, reasons = _risky_new_account(tiny_model, synth.generate_events(1500, seed=5))
     assert all(not r.startswith("lowers risk") for r in reasons)
     created = record["event_created"]
     day = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(created - 400 * 86400))
@@ -98,7 +98,7 @@ def test_reasons_follow_the_inputs(tiny_model, fresh_events):
 
 
 def test_reasons_come_from_the_model_contributions(tiny_model, fresh_events):
-    record, _ = _risky_new_account(tiny_model, synth.generate_events(600, seed=5))
+    record, _ = _risky_new_account(tiny_model, synth.generate_events(1500, seed=5))
     _, _, groups, deltas = tiny_model.contributions([record, dict(record, user_age=900)])
     g = groups.index("user_age")
     assert deltas[0, g] > 0          # age 0 pushes the score up
@@ -120,6 +120,36 @@ def test_low_scores_get_labelled_reasons(tiny_model, fresh_events):
                                      (0.7, "high"), (1.0, "high"), (float("nan"), "medium")])
 def test_risk_tier(p, tier):
     assert model.risk_tier(p, {"medium": 0.2, "high": 0.7}) == tier
+
+
+def test_report_intervals_and_calibration_bands():
+    """The figures the report quotes with their uncertainty: a Wilson interval known by hand, bands
+    that hold every event once and end at the tier cuts, bootstrap intervals around the point."""
+    low, high = model._wilson(5, 10)
+    assert round(low, 3) == 0.237 and round(high, 3) == 0.763
+    assert model._wilson(0, 10)[0] == 0.0 and round(model._wilson(0, 10)[1], 3) == 0.278
+    rng = np.random.default_rng(3)
+    p = rng.random(4000) ** 3
+    y = rng.random(4000) < p  # calibrated by construction
+    thresholds = {"medium": 0.4, "high": 0.7}
+    bands = model.calibration_bands(y, p, thresholds)
+    assert sum(b["events"] for b in bands) == 4000
+    assert [b["band"] for b in bands][-2:] == [[0.4, 0.7], [0.7, 1.0]] and bands[0]["band"][0] == 0.0
+    for band in bands:
+        inside = (p >= band["band"][0]) & (p < band["band"][1]) if band["band"][1] < 1 else p >= band["band"][0]
+        assert band["observed"] == pytest.approx(y[inside].mean())
+        lo, hi = band["observed_interval"]
+        assert lo <= band["observed"] <= hi and lo <= band["predicted"] + 0.05 and band["predicted"] - 0.05 <= hi
+    money = rng.random(4000) * 1000
+    cost = model.CostModel()
+    intervals = model.bootstrap_intervals(y, p, money, thresholds, cost, draws=200)
+    point = model.evaluate(y, p, money, 0.4, cost)
+    lo, hi = intervals["average_precision"]
+    assert lo < point["average_precision"] < hi and hi - lo < 0.1
+    lo, hi = intervals["recall_at_k"]
+    assert lo < point["recall_at_k"] < hi
+    perfect = model.bootstrap_intervals(y, y.astype(float), money, thresholds, cost, draws=50)
+    assert perfect["average_precision"] == [1.0, 1.0] and perfect["precision_high"] == [1.0, 1.0]
 
 
 def test_expected_cost():
