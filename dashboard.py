@@ -1258,10 +1258,15 @@ def api_queue_summary():
 # --------------------------------------------------------------------------- command line
 
 
+# The new password of an account command: asked twice (hidden), or read from ANALYST_PASSWORD.
+_PASSWORD_OPTION = click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
+                                confirmation_prompt=True,
+                                help="asked twice when not given; or set ANALYST_PASSWORD")
+
+
 @click.command("create-analyst")
 @click.argument("name")
-@click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
-              confirmation_prompt=True, help="asked twice when not given; or set ANALYST_PASSWORD")
+@_PASSWORD_OPTION
 @with_appcontext
 def create_analyst_command(name: str, password: str):
     """Create a dashboard account; the password is stored only as a scrypt hash."""
@@ -1293,8 +1298,7 @@ def _update_analyst(name: str, done: str, **change) -> None:
 
 @click.command("set-password")
 @click.argument("name")
-@click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
-              confirmation_prompt=True, help="asked twice when not given; or set ANALYST_PASSWORD")
+@_PASSWORD_OPTION
 @with_appcontext
 def set_password_command(name: str, password: str):
     """Give an analyst a new password; their signed-in sessions end at their next click."""
@@ -1312,8 +1316,7 @@ def disable_analyst_command(name: str):
 
 @click.command("enable-analyst")
 @click.argument("name")
-@click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
-              confirmation_prompt=True, help="asked twice when not given; or set ANALYST_PASSWORD")
+@_PASSWORD_OPTION
 @with_appcontext
 def enable_analyst_command(name: str, password: str):
     """Let a disabled analyst sign in again, with a new password: a session from before the
