@@ -135,7 +135,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
-        status_label=status_label, or_blank=format_or_blank, shorten=shorten, score_seen=score_seen, verbatim=Verbatim, priced_in=priced_in,
+        status_label=status_label, or_blank=format_or_blank, verbatim=Verbatim, priced_in=priced_in,
+        shorten=shorten, score_seen=score_seen,
     )
     app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
