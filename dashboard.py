@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
 import nh3
-from flask import (Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template,
+from flask import (Blueprint, Flask, abort, current_app, flash, g, jsonify, redirect, render_template,
                    request, session, url_for)
 from flask.cli import with_appcontext
 from flask_limiter import Limiter
@@ -249,16 +249,31 @@ def load_analyst(user_id: str) -> Analyst | None:
         name = session.get("analyst_name")
         return Analyst(analyst_id, name, token) if name and token else None
     if row is None or row["disabled_at"] is not None or token != session_token(row["password_hash"]):
+        # why the session ended, for the page that says so (_unauthorized)
+        g.session_ended = ("disabled" if row is not None and row["disabled_at"] is not None
+                           else "changed" if row is not None and token else None)
         return None
     return Analyst(row["id"], row["name"], token)
+
+
+SESSION_ENDED = {
+    "changed": "Your password was changed since you signed in, so you were signed out. Sign in "
+               "with the new password (ask the service's administrator if you did not change it).",
+    "disabled": "Your account has been disabled, so you were signed out. Ask the service's "
+                "administrator.",
+}
 
 
 def _unauthorized():
     """Signed out: JSON gets 401, pages redirect to sign-in; nothing is ever applied."""
     if request.path.startswith("/api/"):
         abort(401, description="sign in to the dashboard first")
+    ended = g.get("session_ended")
+    if ended:
+        flash(SESSION_ENDED[ended], "warning")
     if request.method == "GET":
-        flash("Please sign in to continue.", "info")
+        if not ended:
+            flash("Please sign in to continue.", "info")
         return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
     decision = _decision_in_form()
     if decision is not None:  # signed out by a new password or a disabled account: keep the note
@@ -290,11 +305,8 @@ def _decision_refused(decision: tuple, why: str, detail: str, status: int):
     object_ids, action, note, expected, retry_url = decision
     by = request.form.get("by") or ""
     log.warning("decision %s on %s by %s refused (%s): %s", action, object_ids, by or "?", why, detail)
-    return render_template(
-        "not_saved.html", object_ids=object_ids, action=action, note=note or "", expected=expected,
-        retry_url=retry_url, why=why, by=by, status=status,
-        back_url=_safe_next(request.form.get("back") or request.form.get("next")),
-    ), status
+    back = _safe_next(request.form.get("back") or request.form.get("next"))
+    return _not_saved_page(object_ids, action, note, expected, retry_url, back, why=why, status=status, by=by)
 
 
 def _decision_in_form():
@@ -753,11 +765,12 @@ def login():
         # Postgres then ignore case alike, and so does the rate limiter's count per name.
         row = db.get_analyst(current_app.extensions["db_engine"], name) if NAME_PATTERN.match(name) else None
         stored = row["password_hash"] if row else _dummy_hash()
-        if check_password_hash(stored, password) and row and row["disabled_at"] is not None:
+        right = check_password_hash(stored, password) and row is not None  # scrypt: once per attempt
+        if right and row["disabled_at"] is not None:
             log.warning("sign-in to disabled account %s from %s", row["name"], request.remote_addr)
             flash("This account is disabled. Ask the service's administrator.", "error")
             return render_template("login.html", name=name, next_url=next_url), 403
-        if check_password_hash(stored, password) and row:
+        if right:
             session.clear()  # a fresh session for the signed-in analyst
             session["analyst_name"] = row["name"]
             login_user(Analyst(row["id"], row["name"], session_token(row["password_hash"])))
@@ -860,9 +873,9 @@ def queue():
     return _queue_page(request.args)
 
 
-def _queue_page(args, note: str = ""):
-    """The queue for ``args`` (its URL's parameters); ``note`` refills the bulk note (a bulk
-    decision some of whose events were not applied)."""
+def _queue_page(args, note: str = "", selected=()):
+    """The queue for ``args`` (its URL's parameters); ``note`` refills the bulk note and
+    ``selected`` ticks events again (a bulk decision some or all of whose events were not applied)."""
     engine = current_app.extensions["db_engine"]
     state = _queue_state(args)
     summary = db.tier_summary(engine, state["filters"])
@@ -882,7 +895,7 @@ def _queue_page(args, note: str = ""):
         first=(state["page"] - 1) * state["per_page"] + 1 if rows else 0,
         last=(state["page"] - 1) * state["per_page"] + len(rows),
         summary_url=url_for("dashboard.api_queue_summary", **state["filters"]),
-        refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"], bulk_note=note,
+        refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"], bulk_note=note, selected=set(selected),
     )
 
 
@@ -976,10 +989,8 @@ def _parse_seen(raw_review: str | None, raw_score: str | None = None) -> Seen:
         if not 0 <= review_id <= db.INT64_MAX:
             raise ValueError(f"{review_id} is not a review id")
     seen = Seen(review_id, (raw_score or "").strip())
-    if seen.score:
-        values = seen.score_values()
-        if "/" not in seen.score or not all(math.isfinite(v) for v in values):
-            raise ValueError(f"{seen.score[:40]!r} is not a score")
+    if seen.score and not all(math.isfinite(v) for v in seen.score_values()):  # or ValueError there
+        raise ValueError(f"{seen.score[:40]!r} is not a score")
     return seen
 
 
@@ -1034,10 +1045,15 @@ def _apply_decision(object_ids: list[int], action: str, note: str | None, expect
 
 def _not_saved(object_ids, action, note, expected, retry_url, back=None):
     """The page that says plainly the decision was NOT saved, with a form to send it again."""
+    return _not_saved_page(object_ids, action, note, expected, retry_url, back, why="database", status=503)
+
+
+def _not_saved_page(object_ids, action, note, expected, retry_url, back, *, why: str, status: int, by=""):
+    """not_saved.html: why a decision was not applied, with its note kept (see the template)."""
     return render_template(
-        "not_saved.html", object_ids=object_ids, action=action, note=note or "",
-        expected=expected or {}, retry_url=retry_url, why="database", back_url=back,
-    ), 503
+        "not_saved.html", object_ids=object_ids, action=action, note=note or "", expected=expected or {},
+        retry_url=retry_url, why=why, by=by, status=status, back_url=back,
+    ), status
 
 
 def _report(result: dict, action: str, expected: dict | None = None) -> None:
@@ -1062,11 +1078,13 @@ def _report(result: dict, action: str, expected: dict | None = None) -> None:
         label = f"“{names[object_id]}” (event {object_id})" if names.get(object_id) else f"event {object_id}"
         seen = (expected or {}).get(object_id)
         if seen is not None and seen.review_id == conflict.get("last_review_id"):  # no one decided: it changed
-            flash(f"Not applied to {label}: it was received or scored again after you opened it, "
-                  f"and is now {conflict.get('risk_tier')} risk "
-                  f"({format_probability(conflict.get('fraud_probability'))}, "
-                  f"{format_money(conflict.get('money_at_stake'), 'USD', cents=False)} at stake). "
-                  "Look at it again, then decide.", "warning")
+            before = seen.score_values()
+            now = (f"{conflict.get('risk_tier')} risk, {format_probability(conflict.get('fraud_probability'))} "
+                   f"with {format_money(conflict.get('money_at_stake'), 'USD', cents=False)} at stake")
+            change = (f"It was {format_probability(before[0])} with {format_money(before[1], 'USD', cents=False)} "
+                      f"at stake when you opened it; now it is {now}." if before else f"It is now {now}.")
+            flash(f"Not applied to {label}: the event changed after you opened it (the organiser's "
+                  f"event was sent again, or scored again). {change} Look at it again, then decide.", "warning")
             continue
         by = conflict.get("by") or "another analyst"
         by = "you (in another tab or window)" if by == current_user.name else by
@@ -1076,8 +1094,8 @@ def _report(result: dict, action: str, expected: dict | None = None) -> None:
             f"{format_datetime(conflict.get('at'))}, after you opened it. "
             "Read their decision, then decide again.", "warning")
     if len(conflicts) > 10:
-        flash(f"…and {len(conflicts) - 10} more events changed by other analysts were not applied.",
-              "warning")
+        flash(f"…and {len(conflicts) - 10} more events were not applied: another analyst decided on "
+              "them, or they changed, after you opened them.", "warning")
     missing = result.get("missing") or []
     if missing:
         shown = ", ".join(str(i) for i in missing[:10]) + (", …" if len(missing) > 10 else "")
@@ -1159,7 +1177,7 @@ def bulk_review():
     if action == "note" and note is None:
         return redirect(back)
     if _note_too_long(note):
-        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 400
+        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note, selected=object_ids), 400
     expected = None if action == "note" else {
         i: _expected(request.form.get(f"seen_{i}"), request.form.get(f"score_seen_{i}")) for i in object_ids}
     result = _apply_decision(object_ids, action, note, expected)
@@ -1288,6 +1306,14 @@ def _password_hash(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
 
 
+def _existing_analyst(name: str) -> dict:
+    """The analyst an account command names (as sign-in finds one), or a clear error."""
+    found = db.get_analyst(current_app.extensions["db_engine"], name)
+    if found is None:
+        raise click.ClickException(f"no analyst named {name!r} (see: flask --app app list-analysts)")
+    return found
+
+
 def _update_analyst(name: str, done: str, **change) -> None:
     """Apply one account change and say so; a clear error when no analyst has the name."""
     try:
@@ -1312,6 +1338,10 @@ def set_password_command(name: str, password: str):
 @with_appcontext
 def disable_analyst_command(name: str):
     """Stop an analyst signing in (someone who left); their sessions end, their decisions stay."""
+    found = _existing_analyst(name)
+    if found["disabled_at"] is not None:
+        click.echo(f"analyst {found['name']} was already disabled ({format_datetime(found['disabled_at'])})")
+        return
     _update_analyst(name, "disabled: cannot sign in; their signed-in sessions have ended", disabled=True)
 
 
@@ -1322,6 +1352,9 @@ def disable_analyst_command(name: str):
 def enable_analyst_command(name: str, password: str):
     """Let a disabled analyst sign in again, with a new password: a session from before the
     account was disabled stays ended."""
+    if _existing_analyst(name)["disabled_at"] is None:
+        raise click.ClickException(f"analyst {name!r} is not disabled: nothing changed (a new "
+                                   "password: flask --app app set-password NAME)")
     _update_analyst(name, "enabled: can sign in again with the new password",
                     password_hash=_password_hash(password), disabled=False)
 
@@ -1331,9 +1364,11 @@ def enable_analyst_command(name: str, password: str):
 def list_analysts_command():
     """Every dashboard account, with when it was made and whether it is disabled."""
     analysts = db.list_analysts(current_app.extensions["db_engine"])
+    if analysts:
+        click.echo("name\tcreated\tstate")
     for row in analysts:
         state = "enabled" if row["disabled_at"] is None else f"disabled {format_datetime(row['disabled_at'])}"
-        click.echo(f"{row['name']}\tcreated {format_datetime(row['created_at'])}\t{state}")
+        click.echo(f"{row['name']}\t{format_datetime(row['created_at'])}\t{state}")
     if not analysts:
         click.echo("no analysts yet (flask --app app create-analyst NAME)")
 

@@ -315,14 +315,27 @@ def init_db(engine: Engine) -> None:
 
 
 def _add_missing_columns(conn) -> None:
-    """Run the statement of each of ADDED_COLUMNS whose table, made earlier, lacks the column."""
-    present = {}
+    """Run the statement of each of ADDED_COLUMNS whose table, made earlier, lacks the column.
+
+    Postgres runs this under init_db's advisory lock. SQLite has none: two processes starting at
+    once may both see the column missing, and the second ALTER then fails; it is tried in a
+    savepoint, and a column that is there after all is fine.
+    """
     for (table_name, name), statement in ADDED_COLUMNS.items():
-        if table_name not in present:
-            present[table_name] = {column["name"] for column in inspect(conn).get_columns(table_name)}
-        if name not in present[table_name]:
-            log.info("adding column %s.%s", table_name, name)
-            conn.exec_driver_sql(statement)
+        if name in _column_names(conn, table_name):
+            continue
+        log.info("adding column %s.%s", table_name, name)
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(statement)
+        except sa_exc.DBAPIError:
+            if name not in _column_names(conn, table_name):
+                raise
+
+
+def _column_names(conn, table_name: str) -> set[str]:
+    """The columns a table has now."""
+    return {column["name"] for column in inspect(conn).get_columns(table_name)}
 
 
 # Postgres compresses values over ~2 KB (the payload, the description, payout lists) with pglz
@@ -866,6 +879,14 @@ def _review_ids(object_ids) -> list[int]:
     return list(dict.fromkeys(parsed))
 
 
+# How far a stored score may be from the one a decision form says the analyst saw and still be
+# "the same": the form writes what the database returned, exactly with Postgres 12+ and SQLite,
+# but a server or pooler with extra_float_digits=0 returns 15 significant digits (a relative
+# error under 1e-14). Scores are stored rounded (probability to 6 places, money to cents), so a
+# real change is far larger than this.
+SCORE_SEEN_TOLERANCE = 1e-12
+
+
 @_translate_errors
 def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
                expected_review_ids: dict | None = None, expected_scores: dict | None = None) -> dict:
@@ -923,10 +944,11 @@ def _apply_decision(conn, review: dict, check: bool, expected_id, expected_score
     condition = PREDICTIONS.c.object_id == review["object_id"]
     if check:
         condition = and_(condition, PREDICTIONS.c.last_review_id.is_not_distinct_from(expected_id))
-    if expected_score is not None:  # exact: the page wrote the stored floats with repr
+    if expected_score is not None:  # unchanged, give or take how a driver prints a float
         probability, money = (float(value) for value in expected_score)
-        condition = and_(condition, PREDICTIONS.c.fraud_probability == probability,
-                         PREDICTIONS.c.money_at_stake == money)
+        condition = and_(condition,
+                         func.abs(PREDICTIONS.c.fraud_probability - probability) <= SCORE_SEEN_TOLERANCE,
+                         func.abs(PREDICTIONS.c.money_at_stake - money) <= SCORE_SEEN_TOLERANCE * max(1.0, abs(money)))
     changed = conn.execute(update(PREDICTIONS).where(condition).values(review_status=review["action"]))
     if changed.rowcount != 1:
         return None

@@ -100,12 +100,12 @@ CATEGORICAL_FIELDS = ("currency", "country", "payout_type", "user_type", "channe
                       "delivery_method")
 
 # Script and style blocks are dropped as re.sub(r"<(script|style)\b[^>]*>.*?</\1\s*>", " ", ...)
-# with DOTALL would drop them, but in linear time (see _drop_scripts). Tag names ignore case in
-# ASCII only, as browsers read them: Unicode IGNORECASE would also take '<ſcript>' (long s).
-_CASE = re.IGNORECASE | re.ASCII
-_SCRIPT_OPEN_RE = re.compile(r"<(script|style)\b", _CASE)
-_SCRIPT_CLOSE_RE = re.compile(r"</(script|style)\s*>", _CASE)
-_SCRIPT_CLOSE_RES = {name: re.compile(rf"</{name}\s*>", _CASE) for name in ("script", "style")}
+# with IGNORECASE and DOTALL would drop them, but in linear time (see _drop_scripts). The names
+# ignore case in ASCII only, as browsers read them: IGNORECASE would also take '<ſcript>' (long s)
+# and '<scrıpt>' (dotless i). \b and \s stay Unicode, as in that expression.
+_BLOCK_NAMES = r"([sS][cC][rR][iI][pP][tT]|[sS][tT][yY][lL][eE])"
+_SCRIPT_OPEN_RE = re.compile(rf"<{_BLOCK_NAMES}\b")
+_SCRIPT_CLOSE_RE = re.compile(rf"</{_BLOCK_NAMES}\s*>")
 _TAG_RE = re.compile(r"<[^>]*>")
 _ANCHOR_RE = re.compile(r"<a\s", re.IGNORECASE)
 # Letters as bytes: counting capitals with bytes.translate runs in C, not one regex match per letter.
@@ -209,7 +209,9 @@ def _drop_scripts(text: str) -> str:
         if last_close[name] <= tag_end:  # no closing tag after this one: not a block
             pos = opening.end()
             continue
-        closing = _SCRIPT_CLOSE_RES[name].search(text, tag_end + 1)
+        closing = _SCRIPT_CLOSE_RE.search(text, tag_end + 1)  # found: last_close[name] is after
+        while closing.group(1).lower() != name:  # a closing tag of the other name: not this block's
+            closing = _SCRIPT_CLOSE_RE.search(text, closing.end())
         parts += (text[kept_from:opening.start()], " ")
         kept_from = pos = closing.end()
     return "".join(parts) + text[kept_from:] if parts else text

@@ -275,17 +275,15 @@ def calibration_bands(y, p, thresholds: dict) -> list[dict]:
         n = int(inside.sum())
         if n == 0 and low == high:
             continue
-        observed = float(y[inside].mean()) if n else float("nan")
-        rows.append({"band": [float(low), float(high)], "events": n,
-                     "predicted": float(p[inside].mean()) if n else float("nan"),
-                     "observed": observed, "observed_interval": list(_wilson(int(y[inside].sum()), n))})
+        rows.append({"band": [float(low), float(high)], "events": n,  # None (JSON null) when empty
+                     "predicted": float(p[inside].mean()) if n else None,
+                     "observed": float(y[inside].mean()) if n else None,
+                     "observed_interval": list(_wilson(int(y[inside].sum()), n)) if n else None})
     return rows
 
 
 def _wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (NaN, NaN when n is 0)."""
-    if n == 0:
-        return float("nan"), float("nan")
+    """The Wilson score interval of a proportion of n > 0 trials."""
     share = successes / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)

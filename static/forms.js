@@ -18,6 +18,50 @@
     }, 0);
   });
 
+  // Note fields: a count of characters against the limit, in red once over it. The browser's
+  // maxlength would cut a pasted note silently; the server refuses a long one whole instead.
+  function countNote(field) {
+    var max = parseInt(field.dataset.noteMax, 10);
+    var counter = field.nextElementSibling;
+    if (!counter || !counter.classList.contains("note-count")) {
+      counter = document.createElement("span");
+      counter.className = "note-count";
+      counter.setAttribute("aria-live", "polite");
+      field.insertAdjacentElement("afterend", counter);
+    }
+    var length = field.value.replace(/\r\n/g, "\n").trim().length;
+    var over = length > max;
+    counter.classList.toggle("over", over);
+    counter.textContent = length.toLocaleString("en") + " / " + max.toLocaleString("en") + " characters" +
+      (over ? ": too long to save, shorten it first" : "");
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("[data-note-max]"), function (field) {
+    countNote(field);
+    field.addEventListener("input", function () { countNote(field); });
+  });
+
+  // A decision sent back with its note kept (not applied, refused): show the note, ready to edit.
+  var kept = document.querySelector("[data-kept]");
+  if (kept) {
+    kept.scrollIntoView({block: "center"});
+    kept.focus({preventScroll: true});
+  }
+
+  // "Copy the note" on the not-saved page.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) { return; }
+    var field = document.getElementById(button.dataset.copy);
+    field.select();
+    var done = function () { button.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+
   // Back to a page kept in the browser's cache: its buttons work again.
   window.addEventListener("pageshow", function () {
     Array.prototype.forEach.call(document.querySelectorAll("button[data-sent]"), function (button) {

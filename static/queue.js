@@ -76,7 +76,7 @@
           });
         });
         var stamp = document.getElementById("summary-updated");
-        if (stamp) { stamp.textContent = "Counts updated " + new Date().toLocaleTimeString(); }
+        if (stamp) { stamp.textContent = "Counts updated " + new Date().toISOString().slice(11, 19) + " UTC"; }
       })
       .catch(function () { /* keep the last counts; the next tick tries again */ });
   }

@@ -349,3 +349,28 @@ def test_an_event_page_fits_a_phone_screen(session):
         page.screenshot(path=str(ARTIFACTS / "event-phone.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_a_long_note_is_counted_kept_whole_and_refused_whole(session):
+    """A pasted note over the limit is not cut by the browser: the count turns red, and sent
+    anyway it is refused with nothing saved, the whole note back in the box, in view."""
+    page, engine = session["page"], session["engine"]
+    rows, _ = db.queue(engine, tier="low", filters={"status": "unreviewed"}, per_page=1)
+    object_id = rows[0]["object_id"]
+    trail = db.reviews_for(engine, object_id)
+    page.goto(session["url"] + f"/events/{object_id}")
+    page.wait_for_selector("#decision")
+    note = "Rang the venue; nobody there. " * 70  # 2,100 characters
+    page.fill("#note", note)
+    assert page.input_value("#note") == note  # not cut at 2,000
+    counter = page.locator("#note + .note-count")
+    assert "2,099 / 2,000 characters: too long" in counter.text_content()
+    assert "over" in counter.get_attribute("class")
+    page.click("#decision button[value=cleared]")
+    page.wait_for_selector(".flash-error")
+    assert "Nothing was saved" in page.text_content(".flash-error")
+    assert page.input_value("#note") == note.strip()
+    assert page.evaluate("document.activeElement.id") == "note"  # ready to shorten
+    assert db.reviews_for(engine, object_id) == trail  # nothing saved
+    page.fill("#note", "Rang the venue; nobody there.")
+    assert "29 / 2,000 characters" == counter.text_content()

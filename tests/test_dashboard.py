@@ -615,6 +615,8 @@ def test_a_note_is_stored_whole_or_refused_whole(alice, dash_engine):
         assert refused.status_code == 400, url
         assert any("Nothing was saved" in m and "7,199 characters" in m for m in flashes(page)), flashes(page)
         assert html.unescape(re.search(page_check, page, re.S).group(1)) == long_note.strip()
+        if url == "/reviews/bulk":  # the ticks are kept too
+            assert re.search(rf'value="{other}" class="row-select" checked', page)
     assert [r["action"] for r in db.reviews_for(dash_engine, target)] == ["note"]
     assert db.reviews_for(dash_engine, other) == []
 
@@ -662,8 +664,9 @@ def test_a_decision_on_an_event_that_changed_unseen_is_not_applied(alice, dash_e
         if refused.status_code == 302:
             page = alice.get(refused.headers["Location"]).get_data(as_text=True)
         message = " ".join(flashes(page))
-        assert "received or scored again after you opened it" in message and "now high risk" in message, message
-        assert "$5,700,000" in message
+        assert "the event changed after you opened it" in message and "now it is high risk, 91.0 %" in message, message
+        assert "with $5,700,000 USD at stake" in message
+        assert f"It was {dashboard.format_probability(score['fraud_probability'])} with" in message
     assert db.get_prediction(dash_engine, target)["review_status"] == "unreviewed"
     assert db.reviews_for(dash_engine, target) == []
 
@@ -917,7 +920,7 @@ def test_a_bulk_decision_partly_refused_keeps_the_note(alice, dash_app, dash_eng
         "next": "/queue?tier=medium"})
     page = response.get_data(as_text=True)
     assert response.status_code == 409
-    assert 'id="bulk-note" name="note" maxlength="2000" placeholder="Optional note (why?)" value="same organiser, known"' in page
+    assert html.unescape(re.search(r'id="bulk-note"[^>]*value="([^"]*)"', page).group(1)) == "same organiser, known"
     assert 'id="queue-table"' in page  # the queue again, where the analyst was
     assert any("Not applied" in m for m in flashes(page)) and "Cleared: " in " ".join(flashes(page))
     assert db.get_prediction(dash_engine, ids[0])["review_status"] == "cleared"
@@ -1145,7 +1148,8 @@ def test_a_new_password_or_a_disabled_account_ends_sessions_and_keeps_the_note(b
         "action": "flagged_fraud", "note": note, "csrf_token": csrf_token(page), "by": "alice"})
     text = refused.get_data(as_text=True)
     assert refused.status_code == 401 and "NOT saved" in text and 'data-why="signed_out"' in text
-    kept = re.search(r'<textarea id="note" readonly>(.*?)</textarea>', text, re.S)
+    assert "Your password was changed since you signed in" in " ".join(flashes(text))
+    kept = re.search(r'<textarea id="note"[^>]*readonly>(.*?)</textarea>', text, re.S)
     assert kept and html.unescape(kept.group(1)) == note and "<b>" not in text
     assert db.reviews_for(engine, target) == []
     assert alice.get("/queue").status_code == 302  # signed out
@@ -1155,16 +1159,23 @@ def test_a_new_password_or_a_disabled_account_ends_sessions_and_keeps_the_note(b
 
     result = runner.invoke(args=["disable-analyst", "bob"])
     assert result.exit_code == 0 and "bob disabled" in result.output, result.output
-    assert bob.get("/queue").status_code == 302
+    ended = bob.get("/queue", follow_redirects=True)
+    assert ended.request.path == "/login"
+    assert "Your account has been disabled" in " ".join(flashes(ended.get_data(as_text=True)))
     assert bob.get("/api/charts/money").status_code == 401
     disabled = sign_in(bob, "bob", PASSWORD, csrf=True)
     assert disabled.status_code == 403 and "This account is disabled" in disabled.get_data(as_text=True)
     wrong = sign_in(bob, "bob", "not his password", csrf=True)  # says nothing about the account
     assert wrong.status_code == 401 and "disabled" not in wrong.get_data(as_text=True)
+    again = runner.invoke(args=["disable-analyst", "bob"])
+    assert again.exit_code == 0 and "bob was already disabled (20" in again.output
     listed = runner.invoke(args=["list-analysts"]).output.splitlines()
-    assert [line.split("\t")[0] for line in listed] == ["alice", "bob"]
-    assert listed[0].endswith("enabled") and "\tdisabled 20" in listed[1]
+    assert [line.split("\t")[0] for line in listed] == ["name", "alice", "bob"]
+    assert listed[1].endswith("\tenabled") and "\tdisabled 20" in listed[2]
     monkeypatch.setenv("ANALYST_PASSWORD", "bob-is-back")
+    not_disabled = runner.invoke(args=["enable-analyst", "alice"])  # would reset her password
+    assert not_disabled.exit_code == 1 and "not disabled: nothing changed" in not_disabled.output
+    assert sign_in(app.test_client(), "alice", "a-new-password", csrf=True).status_code == 302
     assert runner.invoke(args=["enable-analyst", "BOB"]).exit_code == 0
     assert bob.get("/queue").status_code == 302  # his session from before stays ended
     assert sign_in(bob, "bob", PASSWORD, csrf=True).status_code == 401

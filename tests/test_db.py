@@ -353,9 +353,12 @@ def test_a_decision_on_a_score_that_changed_since_is_a_conflict(engine):
     row = db.get_prediction(engine, 1)
     seen = (row["fraud_probability"], row["money_at_stake"])
     assert seen == (p, money)
+    # as a form carries it (repr), and as a server printing 15 digits would have returned it
+    as_text = tuple(float(repr(v)) for v in seen), tuple(float(f"{v:.15g}") for v in seen)
+    assert as_text[1] != seen  # not the same float: the check must allow for it
     db.save_scores(engine, [(raw(2), score(2, p=0.9, tier="high", money=5e6))])  # sent again, scored anew
     result = db.add_review(engine, [1, 2], "cleared", "ann", expected_review_ids={1: None, 2: None},
-                           expected_scores={1: seen, 2: seen})
+                           expected_scores={1: as_text[1], 2: as_text[0]})
     assert result["applied"] == [1]
     [conflict] = result["conflicts"]
     assert (conflict["object_id"], conflict["last_review_id"], conflict["risk_tier"]) == (2, None, "high")
@@ -472,6 +475,23 @@ def test_init_db_adds_the_columns_a_database_made_earlier_lacks(db_url):
         assert db.get_analyst_by_id(engine, 7)["disabled_at"] is not None
     finally:
         engine.dispose()
+
+
+def test_init_db_tolerates_another_process_adding_the_column_first(engine, monkeypatch):
+    """Two processes starting at once on an older SQLite file both see the column missing; the
+    second ALTER fails, and that is fine once the column is there."""
+    real = db._column_names
+    calls = []
+
+    def stale_then_real(conn, table_name):
+        calls.append(table_name)
+        return set() if len(calls) == 1 else real(conn, table_name)  # the first look is stale
+
+    monkeypatch.setattr(db, "_column_names", stale_then_real)
+    db.init_db(engine)  # the ALTER fails (duplicate column), the second look finds it
+    assert len(calls) == 2
+    db.create_analyst(engine, "ann", "h")
+    assert db.update_analyst(engine, "ann", disabled=True) == "ann"  # and the transaction went on
 
 
 def test_rejects_are_kept_truncated_newest_first(engine):

@@ -140,6 +140,8 @@ def test_report_intervals_and_calibration_bands():
         assert band["observed"] == pytest.approx(y[inside].mean())
         lo, hi = band["observed_interval"]
         assert lo <= band["observed"] <= hi and lo <= band["predicted"] + 0.05 and band["predicted"] - 0.05 <= hi
+    empty = model.calibration_bands(y[p < 0.3], p[p < 0.3], thresholds)[-2:]  # no event in either tier
+    assert [b["events"] for b in empty] == [0, 0] and json.dumps(empty, allow_nan=False)  # null, not NaN
     money = rng.random(4000) * 1000
     cost = model.CostModel()
     intervals = model.bootstrap_intervals(y, p, money, thresholds, cost, draws=200)
