@@ -946,9 +946,10 @@ def _apply_decision(conn, review: dict, check: bool, expected_id, expected_score
         condition = and_(condition, PREDICTIONS.c.last_review_id.is_not_distinct_from(expected_id))
     if expected_score is not None:  # unchanged, give or take how a driver prints a float
         probability, money = (float(value) for value in expected_score)
+        money_tolerance = SCORE_SEEN_TOLERANCE * max(1.0, abs(money))
         condition = and_(condition,
                          func.abs(PREDICTIONS.c.fraud_probability - probability) <= SCORE_SEEN_TOLERANCE,
-                         func.abs(PREDICTIONS.c.money_at_stake - money) <= SCORE_SEEN_TOLERANCE * max(1.0, abs(money)))
+                         func.abs(PREDICTIONS.c.money_at_stake - money) <= money_tolerance)
     changed = conn.execute(update(PREDICTIONS).where(condition).values(review_status=review["action"]))
     if changed.rowcount != 1:
         return None
