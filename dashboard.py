@@ -1076,6 +1076,8 @@ def _report(result: dict, action: str, expected: dict | None = None) -> None:
     for conflict in conflicts[:10]:
         object_id = conflict.get("object_id")
         label = f"“{names[object_id]}” (event {object_id})" if names.get(object_id) else f"event {object_id}"
+        # the event's name as a link to it (Markup.format escapes the name; the message is Markup)
+        link = Markup('<a href="{}">{}</a>').format(url_for("dashboard.event", object_id=object_id), label)
         seen = (expected or {}).get(object_id)
         if seen is not None and seen.review_id == conflict.get("last_review_id"):  # no one decided: it changed
             before = seen.score_values()
@@ -1083,16 +1085,19 @@ def _report(result: dict, action: str, expected: dict | None = None) -> None:
                    f"with {format_money(conflict.get('money_at_stake'), 'USD', cents=False)} at stake")
             change = (f"It was {format_probability(before[0])} with {format_money(before[1], 'USD', cents=False)} "
                       f"at stake when you opened it; now it is {now}." if before else f"It is now {now}.")
-            flash(f"Not applied to {label}: the event changed after you opened it (the organiser's "
-                  f"event was sent again, or scored again). {change} Look at it again, then decide.", "warning")
+            flash(Markup("Not applied to {}: the event changed after you opened it (the organiser's event "
+                         "was sent again, or scored again). {} Look at it again, then decide.").format(link, change),
+                  "warning")
             continue
-        by = conflict.get("by") or "another analyst"
+        by, status = conflict.get("by") or "another analyst", conflict.get("current_status")
+        when = format_datetime(conflict.get("at"))
+        if by == current_user.name and status == action:  # the same decision sent again (a reload)
+            flash(Markup("Already saved: you decided “{}” on {} at {}; nothing was added.").format(
+                status_label(status), link, when), "info")
+            continue
         by = "you (in another tab or window)" if by == current_user.name else by
-        flash(
-            f"Not applied to {label}: {by} "
-            f"changed it to “{status_label(conflict.get('current_status'))}” at "
-            f"{format_datetime(conflict.get('at'))}, after you opened it. "
-            "Read their decision, then decide again.", "warning")
+        flash(Markup("Not applied to {}: {} changed it to “{}” at {}, after you opened it. Read their "
+                     "decision, then decide again.").format(link, by, status_label(status), when), "warning")
     if len(conflicts) > 10:
         flash(f"…and {len(conflicts) - 10} more events were not applied: another analyst decided on "
               "them, or they changed, after you opened them.", "warning")

@@ -686,6 +686,26 @@ def test_a_score_seen_that_no_page_writes_is_refused(alice, dash_engine, value):
     assert db.reviews_for(dash_engine, target) == []
 
 
+def test_a_conflict_links_to_its_event_and_a_resent_decision_is_already_saved(dash_app, dash_engine, scored_pairs):
+    """The message of a decision not applied links to the event (its organiser-written name
+    escaped); the same decision sent twice (a reload) says it is already saved."""
+    raw, score = scored_pairs[7]
+    target = 990000300
+    db.save_scores(dash_engine, [({**raw, "object_id": target, "name": '<img src=x onerror=alert(1)> & "Gala"'},
+                                  {**score, "object_id": target})])
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    form = {"action": "flagged_fraud", "object_id": [target], f"seen_{target}": "", "next": "/queue"}
+    assert bob.post("/reviews/bulk", data=form).status_code == 302
+    page = alice.post("/reviews/bulk", data=form, follow_redirects=True).get_data(as_text=True)
+    link = re.search(rf'<li class="flash flash-warning">Not applied to <a href="/events/{target}">(.*?)</a>: bob', page)
+    assert link, page[:2000]
+    assert link.group(1) == "“&lt;img src=x onerror=alert(1)&gt; &amp; &#34;Gala&#34;” (event 990000300)"
+    again = bob.post("/reviews/bulk", data=form, follow_redirects=True).get_data(as_text=True)
+    assert any(m.startswith("Already saved: you decided “Flagged as fraud” on") for m in flashes(again))
+    assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
+
+
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()
