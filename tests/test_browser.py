@@ -374,3 +374,28 @@ def test_a_long_note_is_counted_kept_whole_and_refused_whole(session):
     assert db.reviews_for(engine, object_id) == trail  # nothing saved
     page.fill("#note", "Rang the venue; nobody there.")
     assert "29 / 2,000 characters" == counter.text_content()
+
+
+def test_the_queue_reads_as_cards_on_a_phone(session):
+    """At 390 px each queue row is a card: the page does not scroll sideways, and a row's
+    probability, tier and status are on the screen, each with its label."""
+    page = session["context"].new_page()
+    try:
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.goto(session["url"] + "/queue?tier=high")
+        page.wait_for_selector("#queue-table")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the queue is {width} px wide on a 390 px screen"
+        row = page.locator("#queue-table tbody tr").first
+        for label in ("Probability", "Tier", "Review status"):
+            cell = row.locator(f'td[data-label="{label}"]')
+            box = cell.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (label, box)
+            assert page.evaluate("c => getComputedStyle(c, '::before').content", cell.element_handle()) == f'"{label}: "'
+        name = row.locator("a.event-name").bounding_box()
+        assert name["width"] > 150  # the name reads across the card, not a letter per line
+        assert page.locator("#queue-table thead th.sortable a").count() == 4  # the sorts stay
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "queue-phone.png"), full_page=True)
+    finally:
+        page.close()

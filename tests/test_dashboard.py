@@ -541,7 +541,7 @@ def test_events_a_batch_job_left_unexplained_get_reasons_when_shown(alice, dash_
     assert all(reason in text for reason in expected)
     page = html.unescape(alice.get("/queue?tier=low&sort=received&order=desc&per_page=100").get_data(as_text=True))
     shown = {int(i): reason for i, reason in re.findall(
-        r'<tr class="[^"]*" data-object-id="(\d+)".*?<td class="reason">([^<]*)</td>', page, re.S)}
+        r'<tr class="[^"]*" data-object-id="(\d+)".*?<td class="reason"[^>]*>([^<]*)</td>', page, re.S)}
     assert all(shown[r["object_id"]].startswith("lowers risk: ") for r, _ in low)
     assert db.get_prediction(dash_engine, raw["object_id"])["reasons"] == []  # nothing written back
 
