@@ -7,6 +7,7 @@ model version) are read fresh at scrape time instead of being kept in a process.
 """
 from __future__ import annotations
 
+import glob
 import os
 
 from flask import Flask, Response, current_app
@@ -76,11 +77,28 @@ class _HostGauges:
         yield model
 
 
+class _WrittenFilesCollector(multiprocess.MultiProcessCollector):
+    """prometheus_client's collector over the workers' files, skipping a file a worker is making
+    this instant. A worker started by a reload creates its file empty, then sizes it; read in
+    between, the stock collector raised struct.error and /metrics answered 500. Such a file
+    holds no count yet, so nothing is lost by skipping it."""
+
+    def collect(self):
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(path) >= 8:  # the header: how much of the file is used
+                    files.append(path)
+            except OSError:  # removed meanwhile (a worker that exited)
+                continue
+        return self.merge(files, accumulate=True)
+
+
 def metrics_view():
     """All workers' counters plus the host gauges, in the Prometheus text format."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        _WrittenFilesCollector(registry)
         text = generate_latest(registry)
     else:
         text = generate_latest(REGISTRY)

@@ -447,6 +447,18 @@ def test_writes_set_aside_are_counted_where_operators_look(client):
     assert "fraud_spool_set_aside 1.0" in client.get("/metrics").text
 
 
+def test_metrics_skip_a_worker_file_being_made(client, tmp_path, monkeypatch):
+    """A worker started by a reload creates its metrics file empty, then sizes it: a scrape in
+    between used to fail (struct.error, a 500). Such a file holds no count yet and is skipped."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_4242.db").write_bytes(b"")
+    (folder / "histogram_4243.db").write_bytes(b"\x00\x00")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    response = client.get("/metrics")
+    assert response.status_code == 200 and "fraud_model_info{version=" in response.text
+
+
 def test_metrics_content_type_has_one_charset(client):
     """Prometheus 3 refuses a scrape whose Content-Type repeats a parameter."""
     content_type = client.get("/metrics").headers["Content-Type"]
