@@ -1282,9 +1282,9 @@ def api_queue_summary():
 # --------------------------------------------------------------------------- command line
 
 
-# The new password of an account command: asked twice (hidden), or read from ANALYST_PASSWORD.
-_PASSWORD_OPTION = click.option("--password", envvar="ANALYST_PASSWORD", prompt=True, hide_input=True,
-                                confirmation_prompt=True,
+# The new password of an account command: read from ANALYST_PASSWORD, else asked twice (hidden)
+# once the command has checked what it can (_password_hash), so no one types it for nothing.
+_PASSWORD_OPTION = click.option("--password", envvar="ANALYST_PASSWORD", default=None,
                                 help="asked twice when not given; or set ANALYST_PASSWORD")
 
 
@@ -1297,15 +1297,21 @@ def create_analyst_command(name: str, password: str):
     if not NAME_PATTERN.match(name):
         raise click.BadParameter("use 1-64 letters, digits, '.', '_', '@' or '-'", param_hint="NAME")
     engine = current_app.extensions["db_engine"]
-    try:  # the name may be taken in another mix of capitals (names ignore case)
+    taken = click.ClickException(f"an analyst named {name!r} already exists (names ignore case)")
+    if db.get_analyst(engine, name) is not None:  # said before the password is asked for
+        raise taken
+    try:  # the name may be taken in another mix of capitals (names ignore case), or meanwhile
         db.create_analyst(engine, name, _password_hash(password))
     except ValueError:
-        raise click.ClickException(f"an analyst named {name!r} already exists (names ignore case)") from None
+        raise taken from None
     click.echo(f"analyst {name} created")
 
 
-def _password_hash(password: str) -> str:
-    """The scrypt hash of an acceptable new password (click's usage error otherwise)."""
+def _password_hash(password: str | None) -> str:
+    """The scrypt hash of an acceptable new password, asked twice when not given (click's usage
+    error for one too short)."""
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < MIN_PASSWORD:
         raise click.BadParameter(f"use at least {MIN_PASSWORD} characters", param_hint="password")
     return generate_password_hash(password, method="scrypt")
@@ -1334,6 +1340,7 @@ def _update_analyst(name: str, done: str, **change) -> None:
 @with_appcontext
 def set_password_command(name: str, password: str):
     """Give an analyst a new password; their signed-in sessions end at their next click."""
+    _existing_analyst(name)  # before the password is asked for
     _update_analyst(name, "has a new password; their signed-in sessions have ended",
                     password_hash=_password_hash(password))
 

@@ -351,6 +351,8 @@ def test_queue_filters_and_search(alice, dash_engine):
     by_currency = [r["object_id"] for r in rows if r["currency"] == "GBP"]
     page = alice.get("/queue?tier=all&currency=GBP&per_page=200").get_data(as_text=True)
     assert sorted(row_ids(page)) == sorted(by_currency) and by_currency
+    assert page.count("events matching your filters") == 3  # the tier cards say they are filtered
+    assert "matching your filters" not in alice.get("/queue?tier=all").get_data(as_text=True)
 
     country = next(r["country"] for r in rows if r["country"])
     page = alice.get(f"/queue?tier=all&country={country.lower()}&per_page=200").get_data(as_text=True)
@@ -1201,6 +1203,11 @@ def test_a_new_password_or_a_disabled_account_ends_sessions_and_keeps_the_note(b
     assert sign_in(bob, "bob", PASSWORD, csrf=True).status_code == 401
     assert sign_in(bob, "bob", "bob-is-back", csrf=True).status_code == 302
 
+    monkeypatch.delenv("ANALYST_PASSWORD")  # nothing to change: the password is not asked for
+    for args in (["enable-analyst", "alice"], ["set-password", "nobody"], ["create-analyst", "ALICE"]):
+        refused = runner.invoke(args=args, input="typed-for-nothing\ntyped-for-nothing\n")
+        assert refused.exit_code == 1 and "Password" not in refused.output, (args, refused.output)
+    monkeypatch.setenv("ANALYST_PASSWORD", "bob-is-back")
     unknown = runner.invoke(args=["disable-analyst", "nobody"])
     assert unknown.exit_code == 1 and "no analyst named 'nobody'" in unknown.output
     assert "Traceback" not in unknown.output
