@@ -240,22 +240,17 @@ def bootstrap_intervals(y, p, money, thresholds: dict, cost: CostModel, draws: i
     caught when reviewing the top k, and the share of the high tier that is fraud."""
     y, p, money = np.asarray(y, bool), np.asarray(p, float), np.asarray(money, float)
     rng = np.random.default_rng(seed)
-    k = cost.review_slots(len(y))
     samples = {"average_precision": [], "recall_at_k": [], "fraud_money_share_caught_at_k": [],
                "precision_high": []}
     for _ in range(draws):
         i = rng.integers(0, len(y), len(y))
-        yy, pp, mm = y[i], p[i], money[i]
-        if not 0 < yy.sum() < len(yy):
+        if not 0 < y[i].sum() < len(i):
             continue
-        top = np.zeros(len(yy), bool)
-        top[np.argsort(-pp, kind="stable")[:k]] = True
-        high = pp >= thresholds["high"]
-        samples["average_precision"].append(average_precision_score(yy, pp))
-        samples["recall_at_k"].append((top & yy).sum() / yy.sum())
-        samples["fraud_money_share_caught_at_k"].append(mm[top & yy].sum() / (mm[yy].sum() or 1.0))
-        if high.any():
-            samples["precision_high"].append((high & yy).sum() / high.sum())
+        m = evaluate(y[i], p[i], money[i], thresholds["high"], cost)  # at the high cut: its precision is the tier's
+        for name in ("average_precision", "recall_at_k", "fraud_money_share_caught_at_k"):
+            samples[name].append(m[name])
+        if m["flagged"]:
+            samples["precision_high"].append(m["precision"])
     return {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else None
             for name, v in samples.items()}
 
