@@ -501,7 +501,10 @@ def _wants_json() -> bool:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        """Every HTTP error is an answer: JSON for the API, a page for people."""
+        """Every HTTP error is an answer: JSON for the API, a page for people; an error that
+        carries its own answer (a sign-in refused on a decision's not-saved page) gives that."""
+        if exc.response is not None:
+            return exc.response
         if _wants_json():
             response = jsonify({"error": exc.name, "status": exc.code, "message": exc.description})
             response.status_code = exc.code

@@ -39,8 +39,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import click
 import nh3
-from flask import (Blueprint, Flask, abort, current_app, flash, g, jsonify, redirect, render_template,
-                   request, session, url_for)
+from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, make_response,
+                   redirect, render_template, request, session, url_for)
 from flask.cli import with_appcontext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -182,12 +182,23 @@ def _init_rate_limit(app: Flask) -> None:
                          "(for redis://, pip install redis)") from exc
     view = app.view_functions["dashboard.login"]
     view = limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_attempt_key,
-                         methods=["POST"])(view)
+                         methods=["POST"], on_breach=_rate_limited_decision)(view)
     view = limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"],
-                         key_func=get_remote_address, methods=["POST"])(view)
+                         key_func=get_remote_address, methods=["POST"], on_breach=_rate_limited_decision)(view)
     app.view_functions["dashboard.login"] = view
     app.extensions["dashboard_limiter"] = limiter
     _hooks_to_blueprint(app, limiter, bp.name)
+
+
+def _rate_limited_decision(limit) -> Response | None:
+    """A sign-in refused for too many attempts, sent from a decision's not-saved page: that page
+    again (429), note and all, instead of the plain error page; None for any other sign-in."""
+    decision = _decision_in_form()
+    if decision is None:
+        return None
+    flash("Too many sign-in attempts. Wait a minute, then sign in again.", "error")
+    page, status = _decision_refused(decision, "signed_out", f"sign-in rate limited ({limit.limit})", 429)
+    return make_response(page, status)
 
 
 def _hooks_to_blueprint(app: Flask, owner, blueprint: str) -> None:
@@ -309,6 +320,19 @@ def _decision_refused(decision: tuple, why: str, detail: str, status: int):
     return _not_saved_page(object_ids, action, note, expected, retry_url, back, why=why, status=status, by=by)
 
 
+def _pending_decision_page(decision: tuple):
+    """After signing in from a decision's not-saved page: the decision, kept, with a form to send
+    it (checked then against what was seen, as any decision is). Sending stays the analyst's
+    click: nothing is applied by signing in. If someone else signed in, the note is only kept
+    to copy, as for a form opened under another name."""
+    object_ids, action, note, expected, retry_url = decision
+    by = request.form.get("by") or ""
+    why = "other_analyst" if by and by.lower() != current_user.name.lower() else "signed_in"
+    back = _safe_next(request.form.get("back") or request.form.get("next"))
+    return _not_saved_page(object_ids, action, note, expected, retry_url, back, why=why, status=200,
+                           by=by)
+
+
 def _decision_in_form():
     """(object_ids, action, note, expected review ids, retry url) of a decision form posted to
     review or bulk_review, read without aborting; None for any other request."""
@@ -322,11 +346,13 @@ def _decision_in_form():
             object_id = int(request.view_args["object_id"])
             seen = _parse_seen(form.get("expected_review_id"), form.get("expected_score"))
             return [object_id], action, note, {object_id: seen}, url_for("dashboard.review", object_id=object_id)
-        if endpoint == "dashboard.bulk_review":
+        if endpoint in ("dashboard.bulk_review", "dashboard.login"):  # login: carried by not_saved.html
             ids = sorted({int(v) for v in form.getlist("object_id")})
+            one = endpoint == "dashboard.login" and form.get("pending") == "review" and len(ids) == 1
             return (ids, action, note, {i: _parse_seen(form.get(f"seen_{i}"), form.get(f"score_seen_{i}"))
                                         for i in ids},
-                    url_for("dashboard.bulk_review")) if ids else None
+                    url_for("dashboard.review", object_id=ids[0]) if one
+                    else url_for("dashboard.bulk_review")) if ids else None
     except (TypeError, ValueError):
         return None
     return None
@@ -343,6 +369,11 @@ def _template_globals() -> dict:
 def _database_down(exc):
     """A read that fails because the database is away: say so plainly (503), JSON for the API."""
     log.error("database unavailable on %s: %s", request.path, exc)
+    decision = _decision_in_form() if request.endpoint == "dashboard.login" else None
+    if decision is not None:  # signing in from a decision's not-saved page: that page stays
+        flash("The database cannot be reached right now, so you could not be signed in. Try again "
+              "in a minute.", "error")
+        return _decision_refused(decision, "signed_out", "database unavailable at sign-in", 503)
     description = "The database cannot be reached right now, so this page could not be loaded. " \
                   "Try again in a minute."
     if request.path.startswith("/api/"):
@@ -756,9 +787,13 @@ def login():
     """Sign in with name and password (attempts rate limited in _init_rate_limit)."""
     next_url = _safe_next(request.args.get("next"))
     if current_user.is_authenticated:
+        pending = _decision_in_form()  # sent twice, or after signing in elsewhere: not dropped
+        if pending is not None:
+            return _pending_decision_page(pending)
         return redirect(next_url or url_for("dashboard.queue"))
     name = ""
     if request.method == "POST":
+        pending = _decision_in_form()  # a decision carried from its not-saved page, to send once signed in
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
         # Only a name create-analyst could have made (ASCII) is looked up: Python, SQLite and
@@ -769,15 +804,21 @@ def login():
         if right and row["disabled_at"] is not None:
             log.warning("sign-in to disabled account %s from %s", row["name"], request.remote_addr)
             flash("This account is disabled. Ask the service's administrator.", "error")
+            if pending is not None:
+                return _decision_refused(pending, "signed_out", "account disabled", 403)
             return render_template("login.html", name=name, next_url=next_url), 403
         if right:
             session.clear()  # a fresh session for the signed-in analyst
             session["analyst_name"] = row["name"]
             login_user(Analyst(row["id"], row["name"], session_token(row["password_hash"])))
             log.info("analyst %s signed in from %s", row["name"], request.remote_addr)
+            if pending is not None:
+                return _pending_decision_page(pending)
             return redirect(next_url or url_for("dashboard.queue"))
         log.warning("failed sign-in for %r from %s", name[:64], request.remote_addr)
         flash("Wrong name or password.", "error")
+        if pending is not None:  # the sign-in form of the not-saved page: it stays, note and all
+            return _decision_refused(pending, "signed_out", "sign-in failed", 401)
         return render_template("login.html", name=name, next_url=next_url), 401
     return render_template("login.html", name=name, next_url=next_url)
 

@@ -399,3 +399,50 @@ def test_the_queue_reads_as_cards_on_a_phone(session):
         page.screenshot(path=str(ARTIFACTS / "queue-phone.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_signed_out_while_deciding_sign_in_from_the_page_and_send(browser, server):
+    """Bob signs out in another tab while writing a note. Flagging then is not applied; the page
+    that says so signs him in and hands the decision back, note and all, for one click to send."""
+    engine = server["engine"]
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(15000)
+    try:
+        page = context.new_page()
+        page.goto(server["url"] + "/login")
+        page.fill("#name", "bob")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#queue-table")
+        rows, _ = db.queue(engine, tier="medium", filters={"status": "unreviewed"}, per_page=1)
+        object_id = rows[0]["object_id"]
+        page.goto(server["url"] + f"/events/{object_id}")
+        page.wait_for_selector("#decision")
+        note = "Payee differs from organiser.\nAsked the bank."
+        page.fill("#note", note)
+        other = context.new_page()  # another tab: sign out there
+        other.goto(server["url"] + "/queue")
+        other.click("header form button[type=submit]")
+        other.wait_for_selector("#password")
+        other.close()
+
+        page.click("#decision button[value=flagged_fraud]")
+        page.wait_for_selector("#sign-in-to-send")
+        assert "NOT saved" in page.text_content("h1") and page.input_value("#note") == note
+        assert page.input_value("#name") == "bob"
+        assert db.reviews_for(engine, object_id) == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "not-saved-signed-out.png"), full_page=True)
+        page.fill("#password", PASSWORD)
+        page.click("#sign-in-to-send button[type=submit]")
+        page.wait_for_selector("#send-again")
+        assert "NOT been sent yet" in page.text_content("h1") and page.input_value("#note") == note
+        assert db.reviews_for(engine, object_id) == []  # signing in applied nothing
+        page.screenshot(path=str(ARTIFACTS / "not-saved-ready-to-send.png"), full_page=True)
+        page.click("#send-again button[type=submit]")
+        page.wait_for_selector(".flash-success")
+        assert page.url.startswith(f"{server['url']}/events/{object_id}")
+        assert [(r["action"], r["note"], r["analyst"]) for r in db.reviews_for(engine, object_id)] == [
+            ("flagged_fraud", note, "bob")]
+    finally:
+        context.close()

@@ -861,16 +861,16 @@ def test_a_refused_form_keeps_the_decision_and_says_why(build_app, why):
     assert db.reviews_for(engine, target) == []
     if why.startswith("signed out"):
         assert "you were signed out" in page
-        sign_in_link = html.unescape(re.search(r'href="(/login\?next=[^"]+)"', page).group(1))
+        sign_in_link, _ = form_fields(page, "sign-in-to-send")
         assert parse_qs(urlsplit(sign_in_link).query)["next"] == [f"/events/{target}?back=/queue?tier%3Dhigh"]
         return
     if why.startswith("another"):
         assert "alice started it, and bob is signed in now" in page and 'class="decision-form"' not in page
         return
     assert "security token" in page  # and a retry form with a fresh token, checked as before
-    retry, form = re.search(r'<form method="post" action="([^"]+)" class="decision-form">(.*?)</form>', page, re.S).groups()
-    data = {name: html.unescape(value) for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form)}
-    sent = client.post(retry, data={**data, "note": note})
+    retry, fields = _retry_form(page)
+    assert ("note", note) in fields
+    sent = client.post(retry, data=_with(fields))
     assert sent.status_code == 302 and sent.headers["Location"] == f"/events/{target}?back=/queue?tier%3Dhigh"
     assert [(r["action"], r["note"]) for r in db.reviews_for(engine, target)] == [("flagged_fraud", note)]
 
@@ -1214,6 +1214,145 @@ def test_a_new_password_or_a_disabled_account_ends_sessions_and_keeps_the_note(b
     monkeypatch.setenv("ANALYST_PASSWORD", "short")
     assert runner.invoke(args=["set-password", "bob"]).exit_code == 2  # too short: nothing changed
     assert sign_in(app.test_client(), "bob", "bob-is-back", csrf=True).status_code == 302
+
+
+def form_fields(page: str, form_id: str) -> tuple[str, list[tuple[str, str]]]:
+    """(action, [(name, value)...]) of the form with this id, as a browser would send it
+    (text boxes' and text areas' current values; no submit buttons)."""
+    from html.parser import HTMLParser
+
+    found = {"action": None, "fields": [], "inside": False, "textarea": None}
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = {name: value or "" for name, value in attrs}
+            if tag == "form" and attrs.get("id") == form_id:
+                found.update(action=attrs.get("action"), inside=True)
+            elif found["inside"] and tag == "input" and attrs.get("name"):
+                found["fields"].append((attrs["name"], attrs.get("value", "")))
+            elif found["inside"] and tag == "textarea" and attrs.get("name"):
+                found["textarea"] = [attrs["name"], ""]
+
+        def handle_data(self, data):
+            if found["textarea"] is not None:
+                found["textarea"][1] += data
+
+        def handle_endtag(self, tag):
+            if tag == "textarea" and found["textarea"] is not None:
+                name, value = found["textarea"]
+                found["fields"].append((name, value[1:] if value.startswith("\n") else value))
+                found["textarea"] = None
+            elif tag == "form":
+                found["inside"] = False
+
+    Collector(convert_charrefs=True).feed(page)
+    assert found["action"] is not None, f"no form with id {form_id!r}"
+    return html.unescape(found["action"]), found["fields"]
+
+
+def _with(fields: list, **values) -> list:
+    """The fields, as a form to post, with some replaced (name, password) or added."""
+    from werkzeug.datastructures import MultiDict
+
+    return MultiDict([(k, v) for k, v in fields if k not in values] + list(values.items()))
+
+
+def test_signing_in_from_a_not_saved_page_brings_the_decision_back_to_send(build_app, monkeypatch):
+    """Signed out while deciding (a new password, or signing out in another tab): the not-saved
+    page signs in and hands the decision back, note and all, to send with one click; it is still
+    checked against what was seen. A failed, limited or impossible sign-in keeps the page."""
+    app = build_app(WTF_CSRF_ENABLED=True, LOGIN_RATE_LIMIT="6 per minute")
+    engine = app.extensions["db_engine"]
+    alice, bob = app.test_client(), app.test_client()
+    assert sign_in(alice, csrf=True).status_code == 302 and sign_in(bob, "bob", csrf=True).status_code == 302
+    target = _any_id(engine)
+    page = alice.get(f"/events/{target}?back=/queue%3Ftier%3Dhigh").get_data(as_text=True)
+    monkeypatch.setenv("ANALYST_PASSWORD", "a-new-password")
+    assert app.test_cli_runner().invoke(args=["set-password", "alice"]).exit_code == 0
+    note = "organiser's phone is <b>disconnected</b>\nsecond line"
+    refused = alice.post(f"/events/{target}/review", data={
+        "action": "flagged_fraud", "note": note, "csrf_token": csrf_token(page), "by": "alice",
+        "back": "/queue?tier=high", "expected_review_id": "",
+        "expected_score": re.search(r'name="expected_score" value="([^"]*)"', page).group(1)})
+    assert refused.status_code == 401
+    login_url, kept = form_fields(refused.get_data(as_text=True), "sign-in-to-send")
+    assert urlsplit(login_url).path == "/login" and ("note", note) in kept and ("name", "alice") in kept
+
+    # a wrong password: the same page again (401), the decision still in it
+    wrong = alice.post(login_url, data=_with(kept, password="not it"))
+    text = wrong.get_data(as_text=True)
+    assert wrong.status_code == 401 and "Wrong name or password." in flashes(text)
+    assert _untokened(form_fields(text, "sign-in-to-send")[1]) == _untokened(kept)
+    # the database away: the same page (503)
+    monkeypatch.setattr(db, "get_analyst", lambda *a, **k: (_ for _ in ()).throw(db.DatabaseUnavailable("down")))
+    away = alice.post(login_url, data=_with(kept, password="a-new-password"))
+    assert away.status_code == 503 and _untokened(form_fields(away.get_data(as_text=True), "sign-in-to-send")[1]) == _untokened(kept)
+    monkeypatch.undo()
+    # signing in hands it back, not yet applied: the analyst sends it
+    back = alice.post(login_url, data=_with(kept, password="a-new-password"))
+    text = back.get_data(as_text=True)
+    assert back.status_code == 200 and 'data-why="signed_in"' in text and "NOT been sent yet" in text
+    assert db.reviews_for(engine, target) == []
+    send_url, to_send = _retry_form(text)
+    assert send_url == f"/events/{target}/review" and ("note", note) in to_send
+    sent = alice.post(send_url, data=_with(to_send))
+    assert sent.status_code == 302 and "back=" in sent.headers["Location"]
+    assert [(r["action"], r["note"], r["analyst"]) for r in db.reviews_for(engine, target)] == [
+        ("flagged_fraud", note, "alice")]
+
+    # bulk, signed out in another tab: bob decides one of the two events meanwhile
+    queue = alice.get("/queue?tier=medium").get_data(as_text=True)
+    two = row_ids(queue)[:2]
+    assert alice.post("/logout", data={"csrf_token": csrf_token(queue)}).status_code == 302
+    seen = {k: v for k, v in re.findall(r'name="((?:score_)?seen_\d+)" value="([^"]*)"', queue)}
+    data = [("action", "cleared"), ("note", "both fine"), ("csrf_token", csrf_token(queue)),
+            ("by", "alice"), ("next", "/queue?tier=medium"), *[("object_id", str(i)) for i in two],
+            *[(k, v) for k, v in seen.items() if int(k.rsplit("_", 1)[1]) in two]]
+    refused = alice.post("/reviews/bulk", data=_with(data))
+    assert refused.status_code == 400
+    login_url, kept = form_fields(refused.get_data(as_text=True), "sign-in-to-send")
+    assert ("pending", "bulk") in kept
+    bob_page = bob.get(f"/events/{two[0]}").get_data(as_text=True)
+    assert bob.post(f"/events/{two[0]}/review", data={
+        "action": "flagged_fraud", "csrf_token": csrf_token(bob_page),
+        "expected_review_id": re.search(r'name="expected_review_id" value="([^"]*)"', bob_page).group(1),
+        "expected_score": re.search(r'name="expected_score" value="([^"]*)"', bob_page).group(1),
+    }).status_code == 302
+    # bob, signing in on alice's page, cannot send her decision as his: the note is kept to copy
+    taken = alice.post(login_url, data=_with(kept, name="bob", password=PASSWORD)).get_data(as_text=True)
+    assert 'data-why="other_analyst"' in taken and "sign-in-to-send" not in taken
+    assert "both fine" in taken and 'action="/reviews/bulk"' not in taken
+    assert alice.post("/logout", data={"csrf_token": csrf_token(taken)}).status_code == 302
+    again = alice.post(login_url, data=_with(kept, password="a-new-password"))  # a token from before bob
+    assert again.status_code == 400 and 'data-why="signed_out"' in again.get_data(as_text=True)
+    login_url, kept = form_fields(again.get_data(as_text=True), "sign-in-to-send")
+    back = alice.post(login_url, data=_with(kept, password="a-new-password"))
+    send_url, to_send = _retry_form(back.get_data(as_text=True))
+    assert send_url == "/reviews/bulk" and [v for k, v in to_send if k == "object_id"] == [str(i) for i in sorted(two)]
+    report = alice.post(send_url, data=_with(to_send), follow_redirects=True).get_data(as_text=True)
+    assert db.get_prediction(engine, two[0])["review_status"] == "flagged_fraud"  # bob's stands
+    assert db.get_prediction(engine, two[1])["review_status"] == "cleared"
+    assert any("Not applied to" in m and "bob changed it" in m for m in flashes(report))
+
+    # too many attempts: the page (429) with the decision, not the plain error page
+    assert alice.post("/logout", data={"csrf_token": csrf_token(report)}).status_code == 302
+    login_url, kept = form_fields(alice.post(login_url, data=_with(kept)).get_data(as_text=True), "sign-in-to-send")
+    statuses = [alice.post(login_url, data=_with(kept, password=f"guess {i}")).status_code for i in range(6)]
+    limited = alice.post(login_url, data=_with(kept, password="a-new-password"))
+    assert statuses[0] == 401 and statuses[-1] == 429 and limited.status_code == 429
+    text = limited.get_data(as_text=True)
+    assert "Too many sign-in attempts" in " ".join(flashes(text))
+    assert _untokened(form_fields(text, "sign-in-to-send")[1]) == _untokened(kept)
+
+
+def _untokened(fields: list) -> list:
+    """The fields without the CSRF token (a fresh one on every page)."""
+    return [(k, v) for k, v in fields if k != "csrf_token"]
+
+
+def _retry_form(page: str) -> tuple[str, list]:
+    """The send-again form of a not-saved page."""
+    return form_fields(page, "send-again")
 
 
 def test_a_session_from_before_tokens_is_signed_out(dash_app):
