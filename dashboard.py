@@ -67,7 +67,7 @@ bp = Blueprint("dashboard", __name__)
 TIERS = ("high", "medium", "low")
 ACTIONS = {
     "flagged_fraud": "Flag as fraud",
-    "cleared": "Clear",
+    "cleared": "Clear: not fraud",
     "needs_info": "Needs information",
     "note": "Add a note",
 }
@@ -306,6 +306,8 @@ def _form_expired(exc: CSRFError):
         why = "signed_out"
     elif by and by != current_user.name:  # a colleague signed in on this browser since
         why = "other_analyst"
+    elif "expired" in (exc.description or ""):  # open longer than WTF_CSRF_TIME_LIMIT
+        why = "timed_out"
     else:
         why = "expired"
     return _decision_refused(decision, why, exc.description, 400)
@@ -1140,8 +1142,10 @@ def _report(result: dict, action: str, expected: dict | None = None) -> None:
         flash(Markup("Not applied to {}: {} changed it to “{}” at {}, after you opened it. Read their "
                      "decision, then decide again.").format(link, by, status_label(status), when), "warning")
     if len(conflicts) > 10:
-        flash(f"…and {len(conflicts) - 10} more events were not applied: another analyst decided on "
-              "them, or they changed, after you opened them.", "warning")
+        rest = [str(c.get("object_id")) for c in conflicts[10:]]
+        shown = ", ".join(rest[:40]) + (", …" if len(rest) > 40 else "")
+        flash(f"…and {len(rest)} more events were not applied: another analyst decided on them, or "
+              f"they changed, after you opened them (event {shown}).", "warning")
     missing = result.get("missing") or []
     if missing:
         shown = ", ".join(str(i) for i in missing[:10]) + (", …" if len(missing) > 10 else "")
@@ -1230,8 +1234,9 @@ def bulk_review():
     if result is None:
         return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"), back)
     _report(result, action, expected)
-    if result.get("conflicts") and note:  # some not applied: the queue again, the note kept
-        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note), 409
+    if result.get("conflicts") and note:  # some not applied: the queue again, the note kept, those ticked
+        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note,
+                           selected=[c["object_id"] for c in result["conflicts"]]), 409
     return redirect(back)
 
 

@@ -1278,17 +1278,22 @@ def status_over_time(engine: Engine, days: int = 30, now=None) -> list[dict]:
 
 @_translate_errors
 def probability_histogram(engine: Engine, bins: int = 20, filters: dict | None = None) -> list[dict]:
-    """Counts of fraud_probability in `bins` equal bins over [0, 1] (1.0 falls in the last bin)."""
+    """Counts of fraud_probability in `bins` equal bins over [0, 1] (1.0 falls in the last bin),
+    each also split by the tier its events are in (a bin a threshold crosses holds two tiers)."""
     bins = max(1, min(int(bins), 1000))
     p = PREDICTIONS.c
     index = _floor_int(engine, p.fraud_probability * float(bins)).label("bin")
     clauses = _filter_clauses(filters, dialect_name=engine.dialect.name)
-    query = select(index, func.count().label("count")).where(*clauses).group_by(index)
-    counts = [0] * bins
+    query = select(index, p.risk_tier, func.count().label("count")).where(*clauses).group_by(index, p.risk_tier)
+    rows = [{"bin_start": i / bins, "bin_end": (i + 1) / bins, "count": 0, **dict.fromkeys(TIERS, 0)}
+            for i in range(bins)]
     with engine.connect() as conn:
         for row in conn.execute(query):
-            counts[min(max(int(row.bin), 0), bins - 1)] += int(row.count)
-    return [{"bin_start": i / bins, "bin_end": (i + 1) / bins, "count": counts[i]} for i in range(bins)]
+            entry = rows[min(max(int(row.bin), 0), bins - 1)]
+            entry["count"] += int(row.count)
+            if row.risk_tier in TIERS:
+                entry[row.risk_tier] += int(row.count)
+    return rows
 
 
 @_translate_errors

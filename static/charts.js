@@ -156,15 +156,28 @@
     var f = frame(container);
     var x = d3.scaleLinear().domain([0, 1]).range([0, f.width]);
     var y = d3.scaleLinear().domain([0, d3.max(bins, function (b) { return b.count; }) || 1]).nice().range([f.height, 0]);
-    f.plot.selectAll("rect.bar").data(bins).join("rect")
-      .attr("class", function (b) { return "bar tier-" + tierOf((b.bin_start + b.bin_end) / 2, data.thresholds); })
-      .attr("data-value", function (b) { return b.count; })
-      .attr("x", function (b) { return x(b.bin_start) + 1; })
-      .attr("width", function (b) { return Math.max(1, x(b.bin_end) - x(b.bin_start) - 2); })
-      .attr("y", function (b) { return y(b.count); })
-      .attr("height", function (b) { return f.height - y(b.count); })
-      .append("title").text(function (b) {
-        return percent(b.bin_start) + "–" + percent(b.bin_end) + ": " + count(b.count) + " events";
+    // Each bin is stacked by the tier its events are in: a bin a threshold crosses shows both.
+    var segments = [];
+    bins.forEach(function (b) {
+      var below = 0;
+      TIERS.forEach(function (tier) {  // low at the bottom
+        var n = b[tier] || 0;
+        if (n > 0) { segments.push({ bin: b, tier: tier, low: below, high: below + n }); }
+        below += n;
+      });
+    });
+    f.plot.selectAll("rect.bar").data(segments).join("rect")
+      .attr("class", function (s) { return "bar tier-" + s.tier; })
+      .attr("data-tier", function (s) { return s.tier; })
+      .attr("data-bin", function (s) { return s.bin.bin_start; })
+      .attr("data-value", function (s) { return s.high - s.low; })
+      .attr("x", function (s) { return x(s.bin.bin_start) + 1; })
+      .attr("width", function (s) { return Math.max(1, x(s.bin.bin_end) - x(s.bin.bin_start) - 2); })
+      .attr("y", function (s) { return y(s.high); })
+      .attr("height", function (s) { return Math.max(1, y(s.low) - y(s.high)); })
+      .append("title").text(function (s) {
+        return percent(s.bin.bin_start) + "–" + percent(s.bin.bin_end) + ", " + LABELS[s.tier] + ": " +
+          count(s.high - s.low) + " of " + count(s.bin.count) + " events";
       });
     ["medium", "high"].forEach(function (name) {
       var t = data.thresholds[name];
@@ -218,7 +231,7 @@
     var charts = Array.prototype.slice.call(root.querySelectorAll(".chart[data-kind]"));
     return Promise.all(charts.map(refresh)).then(function () {
       var stamp = document.getElementById("charts-updated");
-      if (stamp) { stamp.textContent = "Updated " + new Date().toLocaleTimeString(); }
+      if (stamp) { stamp.textContent = "Updated " + new Date().toISOString().slice(11, 19) + " UTC"; }
     });
   }
 
@@ -235,8 +248,13 @@
 
     function set(id, text) { document.getElementById(id).textContent = text; }
 
+    // A slider snaps to its step (0.001), so while a slider is at the model's threshold the
+    // exact threshold is used: the counts then match the tiers the service really assigns.
+    var exact = { medium: model.medium, high: model.high };
+
     function update(changed) {
-      var m = Number(sliders.medium.value), h = Number(sliders.high.value);
+      var m = exact.medium !== null ? exact.medium : Number(sliders.medium.value);
+      var h = exact.high !== null ? exact.high : Number(sliders.high.value);
       if (m > h) {  // keep medium <= high: move the slider the analyst did not touch
         if (changed === "high") { sliders.medium.value = h; m = h; } else { sliders.high.value = m; h = m; }
       }
@@ -302,11 +320,12 @@
       update("high");
     }).catch(function (err) { message(document.getElementById("chart-whatif"), "Could not load the labelled events: " + err.message); });
 
-    sliders.medium.addEventListener("input", function () { update("medium"); });
-    sliders.high.addEventListener("input", function () { update("high"); });
+    sliders.medium.addEventListener("input", function () { exact.medium = null; update("medium"); });
+    sliders.high.addEventListener("input", function () { exact.high = null; update("high"); });
     document.getElementById("whatif-reset").addEventListener("click", function () {
       sliders.medium.value = model.medium;
       sliders.high.value = model.high;
+      exact = { medium: model.medium, high: model.high };
       update("high");
     });
   }

@@ -32,9 +32,12 @@
     window.addEventListener("pageshow", sync);
     form.addEventListener("submit", function (event) {
       var submitter = event.submitter;
-      if (submitter && submitter.value === "flagged_fraud") {
+      // A decision on many events at once is asked about first: both become labels for
+      // retraining (flagged = fraud, cleared = not fraud).
+      var verbs = { flagged_fraud: "Flag {n} events as fraud?", cleared: "Clear {n} events as not fraud?" };
+      if (submitter && verbs[submitter.value]) {
         var chosen = boxes.filter(function (b) { return b.checked; }).length;
-        if (chosen > 1 && !window.confirm("Flag " + chosen + " events as fraud?")) { event.preventDefault(); }
+        if (chosen > 1 && !window.confirm(verbs[submitter.value].replace("{n}", chosen))) { event.preventDefault(); }
       }
     });
     sync();

@@ -10,12 +10,14 @@ Without Chromium or Playwright these tests fail under CI (CI=true) and skip loud
 """
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 import pytest
 
 import db
+import predict
 from tests.test_dashboard import HOSTILE_ID, PASSWORD, add_analysts, hostile_event, scored_events
 from tests.processes import system_missing, wait_for
 
@@ -153,19 +155,29 @@ def test_open_an_event_flag_it_and_see_the_audit_entry(session):
 
 
 def test_bulk_clear_two_events(session):
-    page, engine = session["page"], session["engine"]
-    page.goto(session["url"] + "/queue?tier=low")
-    assert page.is_disabled("button.bulk-action[value=cleared]")  # nothing ticked yet
-    boxes = page.locator("#queue-table input.row-select")
-    ids = [int(boxes.nth(i).get_attribute("value")) for i in range(2)]
-    boxes.nth(0).check()
-    boxes.nth(1).check()
-    assert page.text_content("#selected-count") == "2 selected"
-    page.click("button.bulk-action[value=cleared]")
-    page.wait_for_selector(".flash-success")
-    assert "Cleared: 2 events." in page.text_content(".flash-success")
-    assert [db.get_prediction(engine, i)["review_status"] for i in ids] == ["cleared", "cleared"]
-    assert all(len(db.reviews_for(engine, i)) == 1 for i in ids)
+    """Clearing several events asks first (they become "not fraud" labels): no sends nothing."""
+    engine = session["engine"]
+    page, asked = session["context"].new_page(), []
+    page.on("dialog", lambda d: (asked.append(d.message), d.dismiss() if len(asked) == 1 else d.accept()))
+    try:
+        page.goto(session["url"] + "/queue?tier=low")
+        assert page.is_disabled("button.bulk-action[value=cleared]")  # nothing ticked yet
+        assert page.text_content("button.bulk-action[value=cleared]") == "Clear: not fraud"
+        boxes = page.locator("#queue-table input.row-select")
+        ids = [int(boxes.nth(i).get_attribute("value")) for i in range(2)]
+        boxes.nth(0).check()
+        boxes.nth(1).check()
+        assert page.text_content("#selected-count") == "2 selected"
+        page.click("button.bulk-action[value=cleared]")  # answered "no"
+        page.wait_for_timeout(500)
+        assert asked == ["Clear 2 events as not fraud?"] and all(db.reviews_for(engine, i) == [] for i in ids)
+        page.click("button.bulk-action[value=cleared]")  # answered "yes"
+        page.wait_for_selector(".flash-success")
+        assert "Cleared: 2 events." in page.text_content(".flash-success")
+        assert [db.get_prediction(engine, i)["review_status"] for i in ids] == ["cleared", "cleared"]
+        assert all(len(db.reviews_for(engine, i)) == 1 for i in ids)
+    finally:
+        page.close()
 
 
 def test_enter_in_the_bulk_note_sends_nothing(session):
@@ -240,7 +252,18 @@ def test_a_decision_is_sent_once_however_often_it_is_clicked(session):
 
 
 def test_every_chart_is_drawn_from_its_json(session):
-    page = session["page"]
+    page, engine = session["page"], session["engine"]
+    # A labelled event between the model's medium threshold and where its slider snaps (steps of
+    # 0.001): the what-if view must count it as the service tiers it, medium.
+    medium = session["app"].extensions["fraud_model"].thresholds["medium"]
+    assert round(medium, 3) != medium  # a threshold on a step would test nothing
+    rows, _ = db.queue(engine, tier="low", per_page=1)
+    raw = {**db.get_prediction(engine, rows[0]["object_id"])["raw_payload"], "object_id": 990000088,
+           "acct_type": "fraudster_event"}
+    p = (medium + round(medium, 3)) / 2  # counted in one tier at the exact threshold, the other at the snapped one
+    score = {**predict.score_records(session["app"].extensions["fraud_model"], [raw])[0],
+             "fraud_probability": p, "risk_tier": "medium" if p >= medium else "low"}
+    db.save_scores(engine, [(raw, score)], source="test_set")
     page.goto(session["url"] + "/charts")
     for chart in ("#chart-scored", "#chart-histogram", "#chart-money", "#chart-status", "#chart-whatif"):
         page.wait_for_selector(f"{chart} svg rect.bar")
@@ -248,10 +271,13 @@ def test_every_chart_is_drawn_from_its_json(session):
     scored = _json(session, "/api/charts/scored-over-time?days=30")
     assert _count(page, "#chart-scored rect.bar") == sum(1 for r in scored["rows"] if r["count"] > 0) > 0
     histogram = _json(session, "/api/charts/probabilities?bins=20")
-    assert _count(page, "#chart-histogram rect.bar") == len(histogram["bins"]) == 20
+    assert len(histogram["bins"]) == 20
     assert _count(page, "#chart-histogram line.threshold") == 2
-    drawn = page.eval_on_selector_all("#chart-histogram rect.bar", "els => els.map(e => +e.dataset.value)")
-    assert drawn == [b["count"] for b in histogram["bins"]]
+    # one bar segment per bin and tier holding events, coloured by that tier
+    drawn = page.eval_on_selector_all(
+        "#chart-histogram rect.bar", "els => els.map(e => [+e.dataset.bin, e.dataset.tier, +e.dataset.value, e.classList.contains('tier-' + e.dataset.tier)])")
+    assert drawn == [[b["bin_start"], tier, b[tier], True] for b in histogram["bins"]
+                     for tier in ("low", "medium", "high") if b[tier] > 0]
     money = _json(session, "/api/charts/money")
     assert _count(page, "#chart-money rect.bar") == sum(1 for r in money["rows"] if r["money"] > 0) > 0
     status = _json(session, "/api/charts/status-over-time?days=30")
@@ -294,6 +320,7 @@ def test_live_views_refresh_without_reloading(session):
         "       .reduce((s, e) => s + Number(e.dataset.value), 0) === n",
         arg=before + 5, timeout=(REFRESH_SECONDS * 3) * 1000)
     assert page.evaluate("window.__sameDocument") is True  # redrawn in place, not reloaded
+    assert re.fullmatch(r"Updated \d\d:\d\d:\d\d UTC", page.text_content("#charts-updated").strip())
 
     page.goto(session["url"] + "/queue?tier=low")
     page.evaluate("window.__sameDocument = true")
@@ -333,20 +360,29 @@ def test_no_content_security_policy_violations(session):
     assert not [e for e in session["events"]["console_errors"] if "Content Security Policy" in e]
 
 
-def test_an_event_page_fits_a_phone_screen(session):
+@pytest.mark.parametrize("width", [390, 1400])
+def test_an_event_page_fits_the_screen(session, width):
     """At 390 px the event page's one column is as wide as the screen: wide tables scroll inside
-    their panel, and nothing pushes the page sideways."""
+    their panel, and nothing pushes the page sideways; nor does an organiser's name of 400
+    letters without a space, on a phone or on a desktop."""
+    engine = session["engine"]
+    rows, _ = db.queue(engine, tier="low", per_page=1)
+    long_name = "Supercalifragilisticexpialidocious" * 12
+    raw = {**db.get_prediction(engine, rows[0]["object_id"])["raw_payload"],
+           "object_id": 990000077, "org_name": long_name, "name": "Gig by " + long_name}
+    model = session["app"].extensions["fraud_model"]
+    db.save_scores(engine, [(raw, predict.score_records(model, [raw])[0])], source="stream")
     page = session["context"].new_page()
     try:
-        page.set_viewport_size({"width": 390, "height": 800})
-        rows, _ = db.queue(session["engine"], tier="low", per_page=1)
-        event_id = rows[0]["object_id"]
-        page.goto(session["url"] + f"/events/{event_id}")
-        page.wait_for_selector("#decision")
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+        page.set_viewport_size({"width": width, "height": 800})
+        for event_id in (rows[0]["object_id"], 990000077):
+            page.goto(session["url"] + f"/events/{event_id}")
+            page.wait_for_selector("#decision")
+            shown = page.evaluate("document.documentElement.scrollWidth")
+            assert shown <= width, f"event {event_id} is {shown} px wide on a {width} px screen"
+        assert page.text_content("#event-organiser") == long_name
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "event-phone.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"event-long-name-{width}.png"), full_page=True)
     finally:
         page.close()
 

@@ -526,6 +526,8 @@ def test_event_page_survives_fields_of_the_wrong_type(alice, dash_engine, scored
     assert response.status_code == 200
     text = html.unescape(re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
     assert "12345" in text and "lots" in text and "north" in text
+    # with no creation date, how many payouts came before it is unknown, not 0
+    assert re.search(r"Payouts before this event was created\s+unknown \(the event's creation date is not recorded\)", text)
 
 
 def test_events_a_batch_job_left_unexplained_get_reasons_when_shown(alice, dash_app, dash_engine, scored_pairs):
@@ -875,6 +877,32 @@ def test_a_refused_form_keeps_the_decision_and_says_why(build_app, why):
     assert [(r["action"], r["note"]) for r in db.reviews_for(engine, target)] == [("flagged_fraud", note)]
 
 
+def test_a_page_open_too_long_says_so_and_sends_again(build_app):
+    """A decision from a page older than WTF_CSRF_TIME_LIMIT is refused as such, not blamed on
+    an earlier sign-in the analyst never made; sending it again works."""
+    import time
+
+    app = build_app(WTF_CSRF_ENABLED=True, WTF_CSRF_TIME_LIMIT=3600)
+    engine = app.extensions["db_engine"]
+    client = app.test_client()
+    assert sign_in(client, csrf=True).status_code == 302
+    target = _any_id(engine)
+    page = client.get(f"/events/{target}").get_data(as_text=True)
+    app.config["WTF_CSRF_TIME_LIMIT"] = 1
+    time.sleep(2.1)  # itsdangerous counts whole seconds
+    response = client.post(f"/events/{target}/review", data={
+        "action": "cleared", "expected_review_id": "", "note": "checked the venue",
+        "csrf_token": csrf_token(page), "by": "alice"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'data-why="timed_out"' in text
+    assert "the page had been open too long" in text and "earlier sign-in" not in text
+    assert db.reviews_for(engine, target) == []
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    retry, fields = _retry_form(text)
+    assert client.post(retry, data=_with(fields)).status_code == 302
+    assert [(r["action"], r["note"]) for r in db.reviews_for(engine, target)] == [("cleared", "checked the venue")]
+
+
 def test_direction_controls_and_invisible_names_are_shown_plainly(alice, dash_app, dash_engine, scored_pairs):
     """'\u202emoc.elgoog' would show as 'google.com': pages show the control as a mark. A name of
     spaces and zero-width characters shows as '(no name)', so the row can still be opened."""
@@ -972,6 +1000,29 @@ def test_bulk_clear_and_bulk_conflicts(alice, dash_app, dash_engine):
     name = dashboard._short(db.get_prediction(dash_engine, ids[2])["name"])
     assert any(m.startswith(f"Not applied to “{name}” (event {ids[2]}): bob") for m in messages), messages
     assert db.get_prediction(dash_engine, ids[2])["review_status"] == "needs_info"
+
+
+def test_a_bulk_decision_some_of_whose_events_were_decided_meanwhile_ticks_those_again(alice, dash_app, dash_engine):
+    """Alice's bulk flag with a note on 14 events, 12 of which bob decided meanwhile: two are
+    applied; the queue comes back with her note and the 12 refused events ticked, and every
+    refused id is named (ten by name, the rest by id)."""
+    ids = [r["object_id"] for r in db.queue(dash_engine, tier="low", per_page=14)[0]]
+    bob = dash_app.test_client()
+    sign_in(bob, "bob")
+    bob.post("/reviews/bulk", data={"action": "needs_info", "object_id": ids[2:],
+                                    **{f"seen_{i}": "" for i in ids[2:]}})
+    response = alice.post("/reviews/bulk", data={
+        "action": "flagged_fraud", "object_id": ids, "note": "same payee on all of them",
+        **{f"seen_{i}": "" for i in ids}, "next": "/queue?tier=low&per_page=50"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    ticked = {int(i) for i in re.findall(r'name="object_id" value="(\d+)" class="row-select" checked', page)}
+    assert ticked == set(ids[2:])
+    assert "same payee on all of them" in page
+    more = next(m for m in flashes(page) if m.startswith("…and 2 more events were not applied"))
+    refused_later = sorted(ids[2:])[10:]
+    assert more.endswith(f"(event {refused_later[0]}, {refused_later[1]}).")
+    assert [db.get_prediction(dash_engine, i)["review_status"] for i in ids[:2]] == ["flagged_fraud"] * 2
 
 
 def test_bulk_without_selection_changes_nothing(alice, dash_engine):

@@ -628,6 +628,10 @@ def test_charts(engine):
     histogram = db.probability_histogram(engine, bins=10)
     assert len(histogram) == 10 and sum(b["count"] for b in histogram) == 60
     assert histogram[8]["count"] == sum(0.8 <= e["p"] < 0.9 for e in events)
+    for tier in ("low", "medium", "high"):  # each bin split by the tier its events are in
+        assert [b[tier] for b in histogram] == [
+            sum(i / 10 <= e["p"] < (i + 1) / 10 and e["tier"] == tier for e in events) for i in range(10)]
+    assert all(b["count"] == b["low"] + b["medium"] + b["high"] for b in histogram)
     money = db.money_by_tier_status(engine)
     assert len(money) == 12
     assert sum(m["money"] for m in money if m["tier"] == "high") == pytest.approx(
