@@ -1004,22 +1004,29 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
 
 class Seen(NamedTuple):
     """What the analyst saw of an event when deciding: its last review (None: none yet) and its
-    score ('probability/money at stake' as the page wrote it; '' from a page that did not say)."""
+    score ('probability/money at stake/when its content last changed' as the page wrote it, the
+    last part empty for never; '' from a page that did not say)."""
     review_id: int | None
     score: str = ""
 
-    def score_values(self) -> tuple[float, float] | None:
-        """The score as the database holds it, or None when the page did not say."""
+    def score_values(self) -> tuple | None:
+        """(probability, money at stake[, content changed at or None]) as the database holds
+        them, or None when the page did not say (a page from before content checks: two)."""
         if not self.score:
             return None
-        probability, _, money = self.score.partition("/")
-        return float(probability), float(money)
+        parts = self.score.split("/")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"{self.score[:40]!r} is not a score")
+        values = (float(parts[0]), float(parts[1]))
+        return values if len(parts) == 2 else (*values, float(parts[2]) if parts[2] else None)
 
 
 def score_seen(row) -> str:
-    """An event's score as a decision form carries it: exact (repr), so the database can tell
-    whether it changed since the page was made."""
-    return f"{float(row['fraud_probability'])!r}/{float(row['money_at_stake'])!r}"
+    """An event's score, and when its content last changed, as a decision form carries them:
+    exact (repr), so the database can tell whether either changed since the page was made."""
+    changed = row.get("content_changed_at")
+    changed = "" if changed is None else repr(float(changed))
+    return f"{float(row['fraud_probability'])!r}/{float(row['money_at_stake'])!r}/{changed}"
 
 
 def _parse_seen(raw_review: str | None, raw_score: str | None = None) -> Seen:
@@ -1032,7 +1039,7 @@ def _parse_seen(raw_review: str | None, raw_score: str | None = None) -> Seen:
         if not 0 <= review_id <= db.INT64_MAX:
             raise ValueError(f"{review_id} is not a review id")
     seen = Seen(review_id, (raw_score or "").strip())
-    if seen.score and not all(math.isfinite(v) for v in seen.score_values()):  # or ValueError there
+    if seen.score and not all(v is None or math.isfinite(v) for v in seen.score_values()):  # or ValueError there
         raise ValueError(f"{seen.score[:40]!r} is not a score")
     return seen
 
@@ -1124,13 +1131,21 @@ def _report(result: dict, action: str, expected: dict | None = None) -> None:
         seen = (expected or {}).get(object_id)
         if seen is not None and seen.review_id == conflict.get("last_review_id"):  # no one decided: it changed
             before = seen.score_values()
+            content_at = conflict.get("content_changed_at")
+            how = ("the organiser's event was sent again, or scored again" if not before or len(before) < 3
+                   or before[2] == content_at else
+                   f"the organiser's event was sent again with other content at {format_datetime(content_at)}")
             now = (f"{conflict.get('risk_tier')} risk, {format_probability(conflict.get('fraud_probability'))} "
                    f"with {format_money(conflict.get('money_at_stake'), 'USD', cents=False)} at stake")
-            change = (f"It was {format_probability(before[0])} with {format_money(before[1], 'USD', cents=False)} "
-                      f"at stake when you opened it; now it is {now}." if before else f"It is now {now}.")
-            flash(Markup("Not applied to {}: the event changed after you opened it (the organiser's event "
-                         "was sent again, or scored again). {} Look at it again, then decide.").format(link, change),
-                  "warning")
+            if before and tuple(before[:2]) == (conflict.get("fraud_probability"), conflict.get("money_at_stake")):
+                change = f"Its score did not change: {now}."
+            elif before:
+                change = (f"It was {format_probability(before[0])} with {format_money(before[1], 'USD', cents=False)} "
+                          f"at stake when you opened it; now it is {now}.")
+            else:
+                change = f"It is now {now}."
+            flash(Markup("Not applied to {}: the event changed after you opened it ({}). {} Look at it again, "
+                         "then decide.").format(link, how, change), "warning")
             continue
         by, status = conflict.get("by") or "another analyst", conflict.get("current_status")
         when = format_datetime(conflict.get("at"))

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -42,6 +43,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal_column,
     or_,
     select,
     table,
@@ -91,14 +93,16 @@ SCORE_COLUMNS = ("fraud_probability", "risk_tier", "expected_loss", "money_at_st
 PREVIOUS_COLUMNS = ("previous_fraud_probability", "previous_risk_tier", "previous_model_version")
 ARRIVAL_COLUMNS = ("first_received_at", "last_received_at", "times_received", "source")
 REVIEW_COLUMNS = ("review_status", "last_review_id")
+CONTENT_COLUMNS = ("payload_digest", "content_changed_at")
 JSON_COLUMNS = ("previous_payouts", "ticket_types", "raw_payload", "reasons")
 # The keys of a prepared row (what save_scores inserts and a spool entry holds).
-ROW_KEYS = frozenset(("object_id", *FIELD_TYPES, "raw_payload", *SCORE_COLUMNS, *ARRIVAL_COLUMNS))
+ROW_KEYS = frozenset(("object_id", *FIELD_TYPES, "raw_payload", "payload_digest", *SCORE_COLUMNS,
+                      *ARRIVAL_COLUMNS))
 
 # Lightweight table handles (names only) for building statements; schema.sql declares the tables.
 PREDICTIONS = table("predictions", *(column(name) for name in (
     "object_id", *FIELD_TYPES, "raw_payload", *SCORE_COLUMNS, *PREVIOUS_COLUMNS,
-    *ARRIVAL_COLUMNS, *REVIEW_COLUMNS)))
+    *ARRIVAL_COLUMNS, *REVIEW_COLUMNS, *CONTENT_COLUMNS)))
 REVIEWS = table("reviews", *(column(name) for name in (
     "id", "object_id", "action", "note", "analyst", "created_at")))
 REJECTS = table("rejects", *(column(name) for name in (
@@ -113,6 +117,7 @@ QUEUE_COLUMNS = (
     "event_created", "event_start", "user_age", "payout_type", "fraud_probability", "risk_tier",
     "expected_loss", "money_at_stake", "reasons", "model_version", "first_received_at",
     "last_received_at", "times_received", "source", "review_status", "last_review_id", "acct_type",
+    "content_changed_at",
 )
 # Text a queue row carries is cut to this many characters plus one (so the page can tell it was
 # cut): an organiser's 400 KB name would otherwise be read and sent whole for every row.
@@ -296,6 +301,8 @@ def schema_statements(dialect_name: str) -> list[str]:
 # so stored rows stay as they were.
 ADDED_COLUMNS = {
     ("analysts", "disabled_at"): "ALTER TABLE analysts ADD COLUMN disabled_at DOUBLE PRECISION",
+    ("predictions", "payload_digest"): "ALTER TABLE predictions ADD COLUMN payload_digest TEXT",
+    ("predictions", "content_changed_at"): "ALTER TABLE predictions ADD COLUMN content_changed_at DOUBLE PRECISION",
 }
 
 
@@ -435,6 +442,16 @@ def _json_payload(record: dict) -> tuple[dict, str]:
     return safe, _dumps(safe)
 
 
+def _content_digest(safe: dict) -> str:
+    """A digest of a JSON-safe record's content, keys sorted: the same event sent again in
+    another key order (another source) has the same digest; other content has another."""
+    try:
+        text = orjson.dumps(safe, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # integers past 64 bits, keys orjson will not sort
+        text = json.dumps(safe, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
 def _json_safe(value):
     """A copy that strict JSON can hold: NaN/inf -> None, tuples -> lists, odd objects -> str."""
     kind = type(value)  # exact-type checks first: this runs for every value of every event
@@ -560,6 +577,7 @@ def _row(raw: dict, score: dict, source: str, received_at: float, index: int) ->
     """One predictions row (insert shape) from a raw record as received and its score."""
     row = {"object_id": _object_id(raw, score, index)}
     safe, row["raw_payload"] = _json_payload(raw)  # NaN/inf as None: the typed copy and the payload agree
+    row["payload_digest"] = _content_digest(safe)
     for name, kind in FIELD_TYPES.items():
         value = safe.get(name)
         if kind == "json":  # already JSON-safe: serialise without a second walk
@@ -603,13 +621,21 @@ def prepare_rows(items, source: str = "stream", received_at=None) -> list[dict]:
 
 @functools.lru_cache(maxsize=2)
 def _upsert_statement(dialect_name: str):
-    """INSERT ... ON CONFLICT (object_id) DO UPDATE for a resend; never touches review columns."""
+    """INSERT ... ON CONFLICT (object_id) DO UPDATE for a resend. It never touches the review
+    trail; a resend with other content (another payload digest; a row stored before digests
+    has none, and is not compared) records when, and puts a decided event back to 'unreviewed':
+    the decision was made on what the event said before."""
     dialect_insert = pg_dialect.insert if dialect_name == "postgresql" else sqlite_dialect.insert
     statement = dialect_insert(PREDICTIONS)
     new, old = statement.excluded, PREDICTIONS.c
     model_changed = old.model_version.is_distinct_from(new.model_version)
-    updates = {name: new[name] for name in (*FIELD_TYPES, "raw_payload", *SCORE_COLUMNS, "source")}
+    content_changed = and_(old.payload_digest.is_not(None), new.payload_digest.is_not(None),
+                           old.payload_digest != new.payload_digest)
+    updates = {name: new[name] for name in (*FIELD_TYPES, "raw_payload", "payload_digest", *SCORE_COLUMNS,
+                                            "source")}
     updates["acct_type"] = func.coalesce(new.acct_type, old.acct_type)
+    updates["content_changed_at"] = case((content_changed, new.last_received_at), else_=old.content_changed_at)
+    updates["review_status"] = case((content_changed, literal_column("'unreviewed'")), else_=old.review_status)
     updates.update({
         "previous_fraud_probability": case((model_changed, old.fraud_probability),
                                            else_=old.previous_fraud_probability),
@@ -899,7 +925,9 @@ def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
     with other content, or a rescore, changes it). Otherwise it is returned as a conflict. A
     'note' is appended without changing status and never conflicts. Returns
     {applied: [ids], conflicts: [{object_id, current_status, by, at, last_review_id,
-    fraud_probability, risk_tier, money_at_stake}], missing: [ids], review_ids: {id: review id}}.
+    fraud_probability, risk_tier, money_at_stake, content_changed_at}], missing: [ids],
+    review_ids: {id: review id}}. An expected score may carry a third value, when the event's
+    content last changed as the analyst saw it (None: never); the content must not have changed since.
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
@@ -945,11 +973,15 @@ def _apply_decision(conn, review: dict, check: bool, expected_id, expected_score
     if check:
         condition = and_(condition, PREDICTIONS.c.last_review_id.is_not_distinct_from(expected_id))
     if expected_score is not None:  # unchanged, give or take how a driver prints a float
-        probability, money = (float(value) for value in expected_score)
+        probability, money = (float(value) for value in expected_score[:2])
         money_tolerance = SCORE_SEEN_TOLERANCE * max(1.0, abs(money))
         condition = and_(condition,
                          func.abs(PREDICTIONS.c.fraud_probability - probability) <= SCORE_SEEN_TOLERANCE,
                          func.abs(PREDICTIONS.c.money_at_stake - money) <= money_tolerance)
+        if len(expected_score) > 2:  # and its content unchanged since (None: never changed)
+            changed_at = expected_score[2]
+            condition = and_(condition, PREDICTIONS.c.content_changed_at.is_(None) if changed_at is None
+                             else func.abs(PREDICTIONS.c.content_changed_at - float(changed_at)) <= 1e-6)
     changed = conn.execute(update(PREDICTIONS).where(condition).values(review_status=review["action"]))
     if changed.rowcount != 1:
         return None
@@ -963,7 +995,8 @@ def _report_refusal(conn, object_id: int, result: dict) -> None:
     """File a refused id as missing (never stored) or as a conflict naming who decided and when."""
     current = conn.execute(
         select(PREDICTIONS.c.review_status, REVIEWS.c.analyst, REVIEWS.c.created_at, REVIEWS.c.id,
-               PREDICTIONS.c.fraud_probability, PREDICTIONS.c.risk_tier, PREDICTIONS.c.money_at_stake)
+               PREDICTIONS.c.fraud_probability, PREDICTIONS.c.risk_tier, PREDICTIONS.c.money_at_stake,
+               PREDICTIONS.c.content_changed_at)
         .select_from(PREDICTIONS.outerjoin(REVIEWS, REVIEWS.c.id == PREDICTIONS.c.last_review_id))
         .where(PREDICTIONS.c.object_id == object_id)).first()
     if current is None:
@@ -973,7 +1006,8 @@ def _report_refusal(conn, object_id: int, result: dict) -> None:
                                     "by": current.analyst, "at": current.created_at,
                                     "last_review_id": current.id,
                                     "fraud_probability": current.fraud_probability,
-                                    "risk_tier": current.risk_tier, "money_at_stake": current.money_at_stake})
+                                    "risk_tier": current.risk_tier, "money_at_stake": current.money_at_stake,
+                                    "content_changed_at": current.content_changed_at})
 
 
 @_translate_errors
@@ -989,14 +1023,18 @@ def export_labels(engine: Engine) -> list[dict]:
     """Analysts' latest decisions as training labels: flagged_fraud -> fraud, cleared -> not fraud.
 
     Each label carries its event as stored (``event``: the raw payload), so that training can
-    learn from events it has never seen, such as those from the live stream.
+    learn from events it has never seen, such as those from the live stream. A decision made
+    before the event was sent again with other content is not a label for the content stored
+    now, and is left out until someone decides again.
     """
     # Driven from the (few) decision reviews, each checked to be its event's latest by primary key.
     query = (select(REVIEWS.c.object_id, REVIEWS.c.action, REVIEWS.c.analyst, REVIEWS.c.created_at,
                     PREDICTIONS.c.raw_payload)
              .select_from(REVIEWS.join(PREDICTIONS, and_(PREDICTIONS.c.object_id == REVIEWS.c.object_id,
                                                          PREDICTIONS.c.last_review_id == REVIEWS.c.id)))
-             .where(REVIEWS.c.action.in_(("flagged_fraud", "cleared")))
+             .where(REVIEWS.c.action.in_(("flagged_fraud", "cleared")),
+                    or_(PREDICTIONS.c.content_changed_at.is_(None),
+                        PREDICTIONS.c.content_changed_at <= REVIEWS.c.created_at))
              .order_by(REVIEWS.c.object_id))
     with engine.connect() as conn:
         return [{"object_id": row.object_id, "fraud": row.action == "flagged_fraud", "action": row.action,
@@ -1527,9 +1565,15 @@ def _parse_entry(line: bytes):
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not isinstance(entry.get("rows"), list):
         return None
-    if not all(isinstance(row, dict) and row.keys() == ROW_KEYS for row in entry["rows"]):
+    if not all(isinstance(row, dict) and row.keys() in (ROW_KEYS, _ROW_KEYS_BEFORE_DIGEST) for row in entry["rows"]):
         return None  # not rows this code wrote (hand-edited, or from another schema version)
+    for row in entry["rows"]:  # spooled by the release before content digests: stored as such
+        row.setdefault("payload_digest", None)
     return entry
+
+
+# Spooled rows written before payload_digest existed (an upgrade while the database was away).
+_ROW_KEYS_BEFORE_DIGEST = ROW_KEYS - {"payload_digest"}
 
 
 def spool_path(instance_path) -> Path:

@@ -80,10 +80,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     last_received_at    DOUBLE PRECISION NOT NULL,
     times_received      INTEGER NOT NULL DEFAULT 1,
     source              TEXT NOT NULL DEFAULT 'stream' CHECK (source IN ('stream', 'batch', 'test_set')),
-    -- the latest analyst decision (reviews holds the whole trail)
+    -- the latest analyst decision (reviews holds the whole trail); back to 'unreviewed' when the
+    -- event is sent again with other content, since the decision was made on what it said before
     review_status       TEXT NOT NULL DEFAULT 'unreviewed'
                         CHECK (review_status IN ('unreviewed', 'flagged_fraud', 'cleared', 'needs_info')),
-    last_review_id      BIGINT
+    last_review_id      BIGINT,
+    -- the payload's content (a digest of it, keys in order) and when a resend last changed it
+    payload_digest      TEXT,
+    content_changed_at  DOUBLE PRECISION
 );
 
 -- The dashboard's queue: one tier ordered by expected loss (object_id breaks ties, for paging).
@@ -111,7 +115,8 @@ DROP INDEX IF EXISTS ix_predictions_org_name;
 DROP INDEX IF EXISTS ix_predictions_email_domain;
 DROP INDEX IF EXISTS ix_predictions_labelled;
 
--- Append-only audit trail of analyst actions; predictions.review_status mirrors the latest decision.
+-- Append-only audit trail of analyst actions; predictions.review_status mirrors the latest decision
+-- (or 'unreviewed' after the event's content changed).
 CREATE TABLE IF NOT EXISTS reviews (
     id          {{id}},
     object_id   BIGINT NOT NULL REFERENCES predictions (object_id),

@@ -669,6 +669,7 @@ def test_a_decision_on_an_event_that_changed_unseen_is_not_applied(alice, dash_e
             page = alice.get(refused.headers["Location"]).get_data(as_text=True)
         message = " ".join(flashes(page))
         assert "the event changed after you opened it" in message and "now it is high risk, 91.0 %" in message, message
+        assert "sent again with other content at " in message
         assert "with $5,700,000 USD at stake" in message
         assert f"It was {dashboard.format_probability(score['fraud_probability'])} with" in message
     assert db.get_prediction(dash_engine, target)["review_status"] == "unreviewed"
@@ -681,7 +682,50 @@ def test_a_decision_on_an_event_that_changed_unseen_is_not_applied(alice, dash_e
     assert db.get_prediction(dash_engine, target)["review_status"] == "cleared"
 
 
-@pytest.mark.parametrize("value", ["0.5", "x/1", "0.5/nan", "inf/1", "0.5/1/2"])
+def test_an_event_sent_again_with_other_content_after_a_decision_is_reviewed_again(alice, dash_engine, scored_pairs):
+    """alice clears an event; its organiser then changes the payee, which the model does not read
+    (the score stays the same). Her decision was on the old content: the event is back to "Not
+    reviewed", its history says so, her clear is no longer a training label, and a decision
+    from a page opened before the change is refused; from a fresh page it applies."""
+    raw, score = next((r, s) for r, s in scored_pairs if s["risk_tier"] == "medium")
+    target = 990000300
+    db.save_scores(dash_engine, [({**raw, "object_id": target}, {**score, "object_id": target})])
+    page = alice.get(f"/events/{target}").get_data(as_text=True)
+    assert alice.post(f"/events/{target}/review", data={
+        "action": "cleared", "expected_review_id": "", "expected_score": _hidden(page, "expected_score"),
+        "note": "payee is the organiser"}).status_code == 302
+    page = alice.get(f"/events/{target}").get_data(as_text=True)  # open while the change comes in
+    assert 'id="content-changed"' not in page
+    db.save_scores(dash_engine, [({**raw, "object_id": target}, {**score, "object_id": target})])  # the same again
+    assert db.get_prediction(dash_engine, target)["review_status"] == "cleared"
+    assert [label["object_id"] for label in db.export_labels(dash_engine)].count(target) == 1
+
+    db.save_scores(dash_engine, [({**raw, "object_id": target, "payee_name": "Quick Cash Ltd"},
+                                  {**score, "object_id": target})])
+    row = db.get_prediction(dash_engine, target)
+    assert row["review_status"] == "unreviewed" and row["fraud_probability"] == score["fraud_probability"]
+    assert target not in [label["object_id"] for label in db.export_labels(dash_engine)]
+    queue = alice.get("/queue", query_string={"tier": "medium", "status": "unreviewed", "q": str(target)})
+    assert target in row_ids(queue.get_data(as_text=True))
+    fresh = alice.get(f"/events/{target}").get_data(as_text=True)
+    history = fresh[fresh.index('id="history"'):]
+    assert history.index('id="content-changed"') < history.index("payee is the organiser")
+    assert "The event was sent again with other content" in history
+
+    stale = alice.post(f"/events/{target}/review", data={
+        "action": "cleared", "expected_review_id": _hidden(page, "expected_review_id"),
+        "expected_score": _hidden(page, "expected_score")}, follow_redirects=True)
+    message = " ".join(flashes(stale.get_data(as_text=True)))
+    assert "sent again with other content at" in message and "Its score did not change" in message, message
+    assert db.get_prediction(dash_engine, target)["review_status"] == "unreviewed"
+    assert alice.post(f"/events/{target}/review", data={
+        "action": "flagged_fraud", "expected_review_id": _hidden(fresh, "expected_review_id"),
+        "expected_score": _hidden(fresh, "expected_score")}).status_code == 302
+    labels = [label for label in db.export_labels(dash_engine) if label["object_id"] == target]
+    assert [(label["fraud"], label["event"]["payee_name"]) for label in labels] == [(True, "Quick Cash Ltd")]
+
+
+@pytest.mark.parametrize("value", ["0.5", "x/1", "0.5/nan", "inf/1", "0.5/1/2/3", "0.5/1/x", "0.5/1/inf"])
 def test_a_score_seen_that_no_page_writes_is_refused(alice, dash_engine, value):
     target = _any_id(dash_engine)
     response = alice.post(f"/events/{target}/review", data={

@@ -189,11 +189,15 @@ def test_a_large_batch_of_new_and_resent_events_stores_each_row(engine):
     # it had been sent on its own.
     db.save_scores(engine, [(raw(i, name=f"old {i}"), score(i, p=0.6, version="m1")) for i in range(0, 250, 2)],
                    received_at=T0)
-    db.add_review(engine, [4], "cleared", "ann")
-    batch = [(raw(i, name=f"new {i}\t\\ '; --"), score(i, p=i / 1000, tier="low", version="m2"))
+    db.add_review(engine, [4, 6], "cleared", "ann")
+    batch = [(raw(i, name=f"old {i}" if i == 6 else f"new {i}\t\\ '; --"), score(i, p=i / 1000, tier="low", version="m2"))
              for i in range(250)]
     assert db.save_scores(engine, batch, received_at=T0 + 5) == 250
     assert db.count_predictions(engine) == 250
+    # 4 came back with other content: its decision was on the old one, so it is to review again;
+    # 6 came back as it was, and keeps its decision
+    assert [(db.get_prediction(engine, i)["review_status"], db.get_prediction(engine, i)["content_changed_at"])
+            for i in (4, 6)] == [("unreviewed", T0 + 5), ("cleared", None)]
     for i in (0, 4, 101, 199, 248, 249):
         row = db.get_prediction(engine, i)
         resent = i % 2 == 0
@@ -203,7 +207,8 @@ def test_a_large_batch_of_new_and_resent_events_stores_each_row(engine):
         assert row["first_received_at"] == (T0 if resent else T0 + 5) and row["last_received_at"] == T0 + 5
         assert (row["previous_fraud_probability"], row["previous_model_version"]) == (
             (0.6, "m1") if resent else (None, None))
-        assert row["review_status"] == ("cleared" if i == 4 else "unreviewed")
+        assert row["review_status"] == "unreviewed"
+        assert row["content_changed_at"] == (T0 + 5 if resent else None)
 
 
 def test_nan_is_stored_as_null_and_the_payload_round_trips(engine):
@@ -477,6 +482,24 @@ def test_init_db_adds_the_columns_a_database_made_earlier_lacks(db_url):
         engine.dispose()
 
 
+def test_events_stored_before_content_digests_are_compared_from_their_next_send(engine):
+    """A database made before payload digests gets the columns; its stored events have no digest,
+    so their next send (whatever it says) only records one, and the one after is compared."""
+    db.save_scores(engine, [(raw(5, name="as stored"), score(5))], received_at=T0)
+    db.add_review(engine, [5], "cleared", "ann")
+    with engine.begin() as conn:  # as the release before made it
+        conn.exec_driver_sql("ALTER TABLE predictions DROP COLUMN payload_digest")
+        conn.exec_driver_sql("ALTER TABLE predictions DROP COLUMN content_changed_at")
+    db.init_db(engine)
+    assert db.get_prediction(engine, 5)["payload_digest"] is None
+    db.save_scores(engine, [(raw(5, name="as stored"), score(5))], received_at=T0 + 1)
+    row = db.get_prediction(engine, 5)
+    assert (row["review_status"], row["content_changed_at"]) == ("cleared", None) and row["payload_digest"]
+    db.save_scores(engine, [(raw(5, name="edited"), score(5))], received_at=T0 + 2)
+    assert (db.get_prediction(engine, 5)["review_status"], db.get_prediction(engine, 5)["content_changed_at"]) == (
+        "unreviewed", T0 + 2)
+
+
 def test_init_db_tolerates_another_process_adding_the_column_first(engine, monkeypatch):
     """Two processes starting at once on an older SQLite file both see the column missing; the
     second ALTER fails, and that is fine once the column is there."""
@@ -489,7 +512,7 @@ def test_init_db_tolerates_another_process_adding_the_column_first(engine, monke
 
     monkeypatch.setattr(db, "_column_names", stale_then_real)
     db.init_db(engine)  # the ALTER fails (duplicate column), the second look finds it
-    assert len(calls) == 2
+    assert len(calls) == len(db.ADDED_COLUMNS) + 1
     db.create_analyst(engine, "ann", "h")
     assert db.update_analyst(engine, "ann", disabled=True) == "ann"  # and the transaction went on
 
@@ -690,6 +713,16 @@ def test_torn_and_refused_entries_are_set_aside(engine, tmp_path):
     assert writer.write([(raw(4), score(4))]) == "stored"
     assert sorted(r["object_id"] for r in db.queue(engine)[0]) == [1, 3, 4]
     assert spool.dead_depth() == 2 and spool.depth() == 0
+
+
+def test_rows_spooled_by_the_release_before_content_digests_are_stored(engine, tmp_path):
+    """An upgrade while the database was away: the spool holds rows without payload_digest."""
+    spool = db.Spool(tmp_path / "spool")
+    older = db.new_entry(db.prepare_rows([(raw(1), score(1))]))
+    del older["rows"][0]["payload_digest"]
+    spool.append_entry(older)
+    assert db.ScoreWriter(engine, spool).drain() == 1
+    assert db.get_prediction(engine, 1)["payload_digest"] is None and spool.dead_depth() == 0
 
 
 def test_spool_recovers_when_its_file_was_removed_by_hand(engine, tmp_path):
