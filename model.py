@@ -580,8 +580,8 @@ class FraudModel:
         """Calibrated P(fraud) and the top reasons of each record, from one featurization and one
         predict call (the probability is the first row of the occlusion matrix).
 
-        Events at or above the medium tier get the reasons that push their probability up;
-        lower scores get what pushes it down, prefixed 'lowers risk: '.
+        Events at or above the medium tier get the reasons that push their probability up,
+        prefixed 'raises risk: '; lower scores get what pushes it down, prefixed 'lowers risk: '.
 
         ``review_tiers_only=True`` (batch jobs) explains only the events at or above the medium
         tier, the ones the review queue puts in front of analysts: the others get ``[]``, and the
@@ -608,7 +608,7 @@ class FraudModel:
             chosen = [g for g in np.argsort(-signed, kind="stable")[:top] if signed[g] > MIN_REASON_DELTA]
             values = dict(zip(columns, X[i].tolist()))
             record = records[i] if isinstance(records[i], dict) else {}
-            prefix = "" if risky else "lowers risk: "
+            prefix = "raises risk: " if risky else "lowers risk: "
             out[i] = [prefix + features.phrase_reason(names[g], values, record, up=risky) for g in chosen]
         return p, out
 
