@@ -851,6 +851,9 @@ def queue_filters(args) -> dict:
                 filters[key] = dt.date.fromisoformat(value).isoformat()
             except ValueError:
                 flash(f"Ignored the date '{value[:20]}': use the form YYYY-MM-DD.", "warning")
+    if filters.get("date_from", "") > filters.get("date_to", "9999"):
+        flash(f"The dates are the wrong way round: first received from {filters['date_from']} to "
+              f"{filters['date_to']} holds no day, so no event matches. Swap them.", "warning")
     currency = args.get("currency", "").strip().upper()
     if re.fullmatch(r"[A-Z]{3}", currency):
         filters["currency"] = currency

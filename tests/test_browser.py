@@ -482,3 +482,20 @@ def test_signed_out_while_deciding_sign_in_from_the_page_and_send(browser, serve
             ("flagged_fraud", note, "bob")]
     finally:
         context.close()
+
+
+def test_keyboard_users_can_skip_the_filters_to_the_events(session):
+    """The queue's first link inside the page skips its filters: the next Tab is in the table."""
+    page = session["context"].new_page()
+    try:
+        page.goto(session["url"] + "/queue?tier=high")
+        page.wait_for_selector("#queue-table")
+        assert page.locator(".skip-link").bounding_box()["x"] < 0  # out of sight until focused
+        page.focus(".skip-link")
+        assert page.locator(".skip-link").bounding_box()["x"] >= 0
+        page.keyboard.press("Enter")
+        page.keyboard.press("Tab")
+        assert page.evaluate("!!document.activeElement.closest('#queue-table')")
+        assert page.get_attribute("#selected-count", "role") == "status"  # ticks are announced
+    finally:
+        page.close()

@@ -384,6 +384,13 @@ def test_queue_filters_and_search(alice, dash_engine):
     assert bad.status_code == 200 and "Ignored the date" in bad.get_data(as_text=True)
 
 
+def test_dates_the_wrong_way_round_are_pointed_out(alice):
+    page = alice.get("/queue?tier=all&date_from=2026-05-01&date_to=2026-04-01").get_data(as_text=True)
+    assert any(m.startswith("The dates are the wrong way round") for m in flashes(page))
+    page = alice.get("/queue?tier=all&date_from=2026-04-01&date_to=2026-04-01").get_data(as_text=True)
+    assert not any("wrong way round" in m for m in flashes(page))
+
+
 def test_queue_status_filter_and_attention_rows(alice, dash_engine):
     high = [r["object_id"] for r in db.queue(dash_engine, tier="high", per_page=500)[0]]
     assert len(high) >= 3
