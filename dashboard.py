@@ -665,7 +665,7 @@ SALES_FIELDS = [
     ("currency", "Currency", "text"),
     ("gts", "Gross ticket sales so far", "money"),
     ("num_order", "Orders so far", "number"),
-    ("num_payouts", "Payouts to this organiser", "number"),
+    ("num_payouts", "Organiser's payouts before the event (the site's count)", "number"),
     ("approx_payout_date", "Expected payout date", "datetime"),
 ]
 SHOWN_ELSEWHERE = {"description", "org_desc", "ticket_types", "previous_payouts", "acct_type"}
