@@ -49,8 +49,9 @@ def normalise_record(record: dict) -> dict:
 
 
 def is_fraud(acct_type) -> bool:
-    """The client's label: an account type containing 'fraud' (fraudster, fraudster_event, ...)."""
-    return isinstance(acct_type, str) and "fraud" in acct_type
+    """The client's label: an account type containing 'fraud' (fraudster, fraudster_event, ...),
+    in any case ('Fraudster' from a hand-edited export is fraud too)."""
+    return isinstance(acct_type, str) and "fraud" in acct_type.lower()
 
 
 def add_labels(records: list[dict]) -> list[dict]:
@@ -60,6 +61,11 @@ def add_labels(records: list[dict]) -> list[dict]:
             raise DataError(
                 f"record {i} (object_id {record.get('object_id')}) has no '{LABEL_FIELD}': "
                 "training and evaluation need labelled records"
+            )
+        if not isinstance(record[LABEL_FIELD], str):  # a number would silently read as not fraud
+            raise DataError(
+                f"record {i} (object_id {record.get('object_id')}) has '{LABEL_FIELD}' "
+                f"{record[LABEL_FIELD]!r}, not text such as 'premium' or 'fraudster_event'"
             )
         record["fraud"] = is_fraud(record[LABEL_FIELD])
     return records
@@ -126,9 +132,19 @@ def time_split(records: list[dict], test_fraction: float = 0.2) -> tuple[list[di
     """
     if not 0 < test_fraction < 1:
         raise ValueError("test_fraction must be between 0 and 1")
-    ordered = sorted(records, key=lambda r: (r.get("event_created") or 0, r.get("object_id") or 0))
+    ordered = sorted(records, key=lambda r: (_sort_number(r.get("event_created")), _sort_number(r.get("object_id"))))
     cut = len(ordered) - max(1, round(len(ordered) * test_fraction))
     return ordered[:cut], ordered[cut:]
+
+
+def _sort_number(value) -> float:
+    """A number to order records by: numbers and numeric text as themselves, anything else
+    (missing, NaN, other text, lists) as 0, so the earliest."""
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else 0.0
+    except (ValueError, OverflowError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def file_hash(path: str | Path) -> str:

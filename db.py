@@ -1348,11 +1348,14 @@ def money_by_tier_status(engine: Engine) -> list[dict]:
 
 @_translate_errors
 def labelled_scores(engine: Engine) -> list[tuple]:
-    """(fraud_probability, money_at_stake, acct_type) of the events that carry a label (test-set mode)."""
+    """(fraud_probability, money_at_stake, acct_type) of the labelled test split loaded by
+    load-test-set (source 'test_set'); labelled events stored otherwise (a batch job over a
+    labelled file holds the training events too) are not the test split."""
     p = PREDICTIONS.c
     # No ORDER BY in SQL: SQLite would then walk the whole table in primary-key order instead of
     # the small partial index on labelled rows (measured: 160 ms vs a few ms at 100,000 rows).
-    query = select(p.object_id, p.fraud_probability, p.money_at_stake, p.acct_type).where(p.acct_type.is_not(None))
+    query = (select(p.object_id, p.fraud_probability, p.money_at_stake, p.acct_type)
+             .where(p.acct_type.is_not(None), p.source == "test_set"))
     with engine.connect() as conn:
         rows = sorted(conn.execute(query))
     return [tuple(row)[1:] for row in rows]

@@ -262,7 +262,10 @@ def single_feature_auc(frame: pd.DataFrame, column: str) -> tuple[float | None, 
     known = frame[[column, "fraud"]].dropna()
     if known["fraud"].nunique() < 2 or known[column].nunique() < 2:
         return None, "", int(len(known))
-    auc = float(roc_auc_score(known["fraud"].astype(int), known[column]))
+    # Only the order counts: an infinite value (a price of 1e308 times its tickets) ranks as the
+    # largest finite one, which roc_auc_score takes (it refuses infinity).
+    largest = np.finfo(float).max
+    auc = float(roc_auc_score(known["fraud"].astype(int), known[column].astype(float).clip(-largest, largest)))
     direction = "higher means more fraud" if auc >= 0.5 else "lower means more fraud"
     return max(auc, 1 - auc), direction, int(len(known))
 

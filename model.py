@@ -354,17 +354,33 @@ def merge_analyst_labels(records: list[dict], labels: list[dict]) -> tuple[int, 
         if "event" in label and not isinstance(label["event"], dict):
             raise dataset.DataError(f"label {i}: 'event' must be the event's fields as an object")
         decided[int(key)] = label
-    overridden = 0
-    for record in records:
+    overridden, found = 0, set()
+    for record in records:  # every copy of a repeated id in the data
         key = features.to_float(record.get("object_id"))
         if not math.isnan(key) and int(key) in decided:
-            record["fraud"] = decided.pop(int(key))["fraud"]
+            record["fraud"] = decided[int(key)]["fraud"]
             record["label_source"] = "analyst"
+            found.add(int(key))
             overridden += 1
     added = [{**label["event"], "object_id": key, "fraud": label["fraud"], "label_source": "analyst"}
-             for key, label in decided.items() if label.get("event")]
+             for key, label in decided.items() if key not in found and label.get("event")]
     records.extend(added)
     return overridden, len(added)
+
+
+def _analyst_labels_placement(records: list[dict]) -> str:
+    """Where the analyst-labelled records fall in the time split: the split is by event_created,
+    so labels on events newer than the data are all in the test split (evaluated on, not trained
+    on) until newer events follow them at a later retrain."""
+    train_part, test_part = dataset.time_split(records, TEST_FRACTION)
+    trained = sum(r.get("label_source") == "analyst" for r in train_part)
+    tested = sum(r.get("label_source") == "analyst" for r in test_part)
+    text = (f"analyst labels in the time split: {trained} in the training portion, {tested} in the test "
+            f"split (the latest {TEST_FRACTION:.0%} of events)")
+    if tested and not trained:
+        text += ("; none trains this model: they are newer than the data, so they measure it. They "
+                 "train a later model once newer events follow them")
+    return text
 
 
 def read_labels(path: str | Path) -> list[dict]:
@@ -1459,8 +1475,9 @@ def main(argv: list[str] | None = None) -> int:
             info["labels_file"] = {"path": str(args.labels), "sha256": dataset.file_hash(args.labels)}
             overridden, added = merge_analyst_labels(records, labels)
             print(f"analyst labels: {overridden} records of the data relabelled, {added} events "
-                  f"added from the labels, {len(labels) - overridden - added} ignored (repeated, or "
+                  f"added from the labels, {max(0, len(labels) - overridden - added)} ignored (repeated, or "
                   f"for an event neither in the data nor in the label)")
+            print(_analyst_labels_placement(records))
     except dataset.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -51,6 +51,7 @@ def test_labels_from_acct_type_and_keeps_it(tmp_path):
 @pytest.mark.parametrize("acct_type, expected", [
     ("fraudster", True), ("fraudster_event", True), ("fraudster_att", True),
     ("premium", False), ("spammer_warn", False), ("tos_lock", False), (None, False),
+    ("Fraudster", True), ("FRAUDSTER_EVENT", True),  # a hand-edited export
 ])
 def test_is_fraud(acct_type, expected):
     assert dataset.is_fraud(acct_type) is expected
@@ -61,6 +62,22 @@ def test_missing_label_is_a_clear_error(tmp_path):
     path.write_text('[{"object_id": 7, "acct_type": "premium"}, {"object_id": 8}]')
     with pytest.raises(dataset.DataError, match="object_id 8.*acct_type"):
         dataset.load_labelled(path)
+
+
+def test_a_label_that_is_not_text_is_a_clear_error(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[{"object_id": 7, "acct_type": "premium"}, {"object_id": 8, "acct_type": 3}]')
+    with pytest.raises(dataset.DataError, match="object_id 8.*'acct_type' 3, not text"):
+        dataset.load_labelled(path)
+
+
+def test_time_split_orders_creation_times_of_any_type():
+    """A creation time as text, a list or missing is ordered, not a crash (text as its number)."""
+    records = [{"object_id": 1, "event_created": "1330560000"}, {"object_id": 2, "event_created": 1330000000},
+               {"object_id": 3, "event_created": [1]}, {"object_id": 4}, {"object_id": 5, "event_created": "soon"},
+               {"object_id": 6, "event_created": 1340000000}, {"object_id": 7, "event_created": 10**400}]
+    train, test = dataset.time_split(records, test_fraction=0.3)
+    assert [r["object_id"] for r in train + test] == [3, 4, 5, 7, 2, 1, 6]
 
 
 def test_clear_errors_for_missing_file_and_bad_zip(tmp_path):

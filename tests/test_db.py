@@ -547,7 +547,7 @@ def seed_dashboard(engine, n=60):
         if e["acct_type"]:
             record["acct_type"] = e["acct_type"]
         db.save_scores(engine, [(record, score(e["object_id"], p=e["p"], tier=e["tier"], money=e["money"]))],
-                       received_at=e["received"])
+                       received_at=e["received"], source="test_set" if e["acct_type"] else "stream")
     for e in events[::6]:
         db.add_review(engine, [e["object_id"]], "flagged_fraud", "ann")
         e["status"] = "flagged_fraud"
@@ -661,6 +661,9 @@ def test_charts(engine):
         sum(e["money"] for e in events if e["tier"] == "high"))
     labelled = db.labelled_scores(engine)
     assert sorted(x[2] for x in labelled) == sorted(e["acct_type"] for e in events if e["acct_type"])
+    # a labelled event a batch job stored (a labelled file holds training events) is not the test split
+    db.save_scores(engine, [(raw(999, acct_type="fraudster"), score(999))], source="batch")
+    assert db.labelled_scores(engine) == labelled
 
 
 # ---------------------------------------------------------------------------- spool and writer
@@ -852,7 +855,7 @@ def test_long_texts_are_stored_whatever_the_field(engine):
     rng = random.Random(1)
     texts = {field: "".join(rng.choice(string.ascii_letters) for _ in range(8000))
              for field in ("name", "org_name", "email_domain", "acct_type")}
-    assert db.save_scores(engine, [(raw(8, **texts), score(8))], received_at=T0) == 1
+    assert db.save_scores(engine, [(raw(8, **texts), score(8))], received_at=T0, source="test_set") == 1
     row = db.get_prediction(engine, 8)
     assert {field: row[field] for field in texts} == texts
     assert db.labelled_scores(engine) == [(0.5, 100.0, texts["acct_type"])]

@@ -174,3 +174,11 @@ def test_tiny_groups_are_pooled_and_their_fraud_figures_hidden():
     assert table.loc["a", "fraud_rate"] == pytest.approx(0.05)
     assert table.loc[eda.OTHER, "events"] == 3 and math.isnan(table.loc[eda.OTHER, "fraud_rate"])
     assert eda.rate_where(frame, frame["channel"] == "b") == (None, 3)
+
+
+def test_an_infinite_value_ranks_as_the_largest_not_a_crash():
+    import pandas as pd
+
+    frame = pd.DataFrame({"money": [1.0, 2.0, 3.0, float("inf"), 0.5], "fraud": [False, False, True, True, False]})
+    auc, direction, known = eda.single_feature_auc(frame, "money")
+    assert known == 5 and auc == 1.0 and direction == "higher means more fraud"

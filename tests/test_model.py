@@ -263,6 +263,25 @@ def test_merge_analyst_labels():
         model.merge_analyst_labels(records, [{"object_id": 4, "fraud": True, "event": "name"}])
 
 
+def test_a_label_relabels_every_copy_of_a_repeated_id():
+    records = [{"object_id": 1, "acct_type": "premium"}, {"object_id": 1.0, "acct_type": "premium"}]
+    assert model.merge_analyst_labels(records, [{"object_id": 1, "fraud": True, "event": {"name": "x"}}]) == (2, 0)
+    assert model.labels_of(records).tolist() == [True, True] and len(records) == 2
+
+
+def test_where_analyst_labels_fall_in_the_time_split_is_said():
+    """Labels on live events are newer than the data: all in the test split, none trains."""
+    records = [{"object_id": i, "event_created": 1_300_000_000 + i, "fraud": False} for i in range(80)]
+    live = [{"object_id": 1000 + i, "fraud": True, "event": {"event_created": 1_700_000_000 + i}} for i in range(5)]
+    model.merge_analyst_labels(records, live)
+    said = model._analyst_labels_placement(records)
+    assert said.startswith("analyst labels in the time split: 0 in the training portion, 5 in the test split")
+    assert "none trains this model" in said
+    older = [{"object_id": 2000, "fraud": True, "event": {"event_created": 1_300_000_001}}]
+    model.merge_analyst_labels(records, older)
+    assert "1 in the training portion, 5 in the test" in model._analyst_labels_placement(records)
+
+
 def test_labels_carrying_their_event_add_it_to_the_data():
     """A decision on a live event (not in the training file) brings the event along, as
     export-labels writes it: the event joins the data with the analyst's label."""
