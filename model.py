@@ -105,6 +105,18 @@ class CostModel:
     # checking; the model holds nothing): at 0.9, one event in ten there is an honest organiser's.
     high_precision: float = 0.90
 
+    def __post_init__(self):
+        """Values a cut can be chosen with, or a ValueError naming the setting."""
+        checks = (("REVIEW_COST", self.review_cost, 0.0 <= self.review_cost < math.inf,
+                   "dollars per review, 0 or more"),
+                  ("REVIEW_CAPACITY", self.capacity, 0.0 < self.capacity <= 1.0,
+                   "the share of events analysts can review, above 0 and at most 1 (or 100%)"),
+                  ("HIGH_TIER_PRECISION", self.high_precision, 0.0 < self.high_precision <= 1.0,
+                   "a share above 0 and at most 1 (or 100%)"))
+        for name, value, good, wanted in checks:
+            if not good:  # NaN fails every comparison
+                raise ValueError(f"{name}={value!r} cannot be used: it must be {wanted}")
+
     @classmethod
     def from_env(cls) -> "CostModel":
         """REVIEW_COST, REVIEW_CAPACITY (share or percent) and HIGH_TIER_PRECISION, else defaults."""
@@ -1465,7 +1477,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         exchange.rates()  # the cost model's currency: an unreadable USD_RATES stops before training
-    except exchange.RatesError as exc:
+        CostModel.from_env()  # and its settings
+    except (exchange.RatesError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -368,6 +368,19 @@ def test_cost_model_from_environment(monkeypatch):
         model.CostModel.from_env()
 
 
+@pytest.mark.parametrize("name, value", [
+    ("REVIEW_COST", "-15"), ("REVIEW_COST", "nan"), ("REVIEW_CAPACITY", "0"), ("REVIEW_CAPACITY", "-0.1"),
+    ("REVIEW_CAPACITY", "150%"), ("HIGH_TIER_PRECISION", "2"), ("HIGH_TIER_PRECISION", "0"),
+])
+def test_cost_settings_no_cut_can_use_stop_training_before_it_starts(monkeypatch, capsys, name, value):
+    """-0.1 used to fail after training ('argmin of an empty sequence'); 150% and 2 passed silently."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}=.* cannot be used"):
+        model.CostModel.from_env()
+    assert model.main(["--quick", "--n", "300", "--out", "/nonexistent/never.pkl"]) == 2
+    assert f"error: {name}=" in capsys.readouterr().err
+
+
 def test_reason_strings_are_plain_language(tiny_model, fresh_events):
     for reasons in tiny_model.explain(fresh_events[:30]):
         for reason in reasons:
