@@ -1199,10 +1199,13 @@ def _short(name, limit: int = 80):
     return name[:bisect.bisect_right(spent, limit - 6)] + "…"
 
 
-@bp.route("/events/<int:object_id>/review", methods=["POST"])
+@bp.route("/events/<int:object_id>/review", methods=["GET", "POST"])
 @login_required
 def review(object_id: int):
-    """One decision on one event, refused if someone else decided since the analyst looked."""
+    """One decision on one event, refused if someone else decided since the analyst looked.
+    A GET (the address bar after a refused decision, opened again) shows the event."""
+    if request.method == "GET":
+        return redirect(url_for("dashboard.event", object_id=object_id))
     if not 0 < object_id <= validation.MAX_OBJECT_ID:
         abort(404, description=f"There is no scored event with id {object_id}.")
     action, note = _action_and_note(request.form)
@@ -1227,10 +1230,13 @@ def review(object_id: int):
     return redirect(event_url)
 
 
-@bp.route("/reviews/bulk", methods=["POST"])
+@bp.route("/reviews/bulk", methods=["GET", "POST"])
 @login_required
 def bulk_review():
-    """One decision on the events ticked in the queue; each checked against what the analyst saw."""
+    """One decision on the events ticked in the queue; each checked against what the analyst saw.
+    A GET (the address bar after a refused decision, opened again) shows the queue."""
+    if request.method == "GET":
+        return redirect(url_for("dashboard.queue"))
     back = _safe_next(request.form.get("next")) or url_for("dashboard.queue")
     try:
         object_ids = sorted({int(v) for v in request.form.getlist("object_id")})

@@ -384,6 +384,15 @@ def test_queue_filters_and_search(alice, dash_engine):
     assert bad.status_code == 200 and "Ignored the date" in bad.get_data(as_text=True)
 
 
+def test_a_decision_address_opened_again_shows_the_event_or_the_queue(alice, dash_engine):
+    """After a refused decision the address bar holds the form's address; opening it again used
+    to answer 405 Method Not Allowed."""
+    target = _any_id(dash_engine)
+    assert alice.get(f"/events/{target}/review").headers["Location"] == f"/events/{target}"
+    assert alice.get("/reviews/bulk").headers["Location"] == "/queue"
+    assert db.reviews_for(dash_engine, target) == []
+
+
 def test_dates_the_wrong_way_round_are_pointed_out(alice):
     page = alice.get("/queue?tier=all&date_from=2026-05-01&date_to=2026-04-01").get_data(as_text=True)
     assert any(m.startswith("The dates are the wrong way round") for m in flashes(page))
