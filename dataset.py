@@ -90,13 +90,17 @@ def read_text(path: str | Path) -> tuple[str, str]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"no data file at {path}")
-    if path.suffix != ".zip":
-        return path.read_text("utf-8"), str(path)
-    with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if Path(n).name == ZIP_MEMBER]
-        if not names:
-            raise DataError(f"{path} does not contain {ZIP_MEMBER}")
-        return archive.read(names[0]).decode("utf-8"), f"{path}:{ZIP_MEMBER}"
+    # utf-8-sig: UTF-8, and the byte-order mark some Windows tools put first is not part of the JSON
+    try:
+        if path.suffix != ".zip":
+            return path.read_text("utf-8-sig"), str(path)
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if Path(n).name == ZIP_MEMBER]
+            if not names:
+                raise DataError(f"{path} does not contain {ZIP_MEMBER}")
+            return archive.read(names[0]).decode("utf-8-sig"), f"{path}:{ZIP_MEMBER}"
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start})") from exc
 
 
 def read_raw(path: str | Path) -> list[dict]:
@@ -114,7 +118,7 @@ def read_raw(path: str | Path) -> list[dict]:
 
 def iter_jsonl(path: str | Path):
     """Yield normalised records from a .jsonl file one at a time (memory stays flat)."""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # as read_text
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield normalise_record(_parse_json_text(line, f"{path} line {number}"))

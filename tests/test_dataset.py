@@ -64,6 +64,17 @@ def test_missing_label_is_a_clear_error(tmp_path):
         dataset.load_labelled(path)
 
 
+def test_a_byte_order_mark_is_read_past_and_other_encodings_are_a_clear_error(tmp_path):
+    text = '[{"object_id": 7, "acct_type": "premium", "name": "Caf\u00e9"}]'
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + text[1:-1].encode() + b"\n")
+    assert dataset.load_labelled(tmp_path / "bom.json")[0]["name"] == "Café"
+    assert dataset.read_raw(tmp_path / "bom.jsonl")[0]["object_id"] == 7
+    (tmp_path / "latin.json").write_bytes(text.replace("\\u00e9", "\xe9").encode("latin-1"))
+    with pytest.raises(dataset.DataError, match="not UTF-8"):
+        dataset.read_raw(tmp_path / "latin.json")
+
+
 def test_a_label_that_is_not_text_is_a_clear_error(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('[{"object_id": 7, "acct_type": "premium"}, {"object_id": 8, "acct_type": 3}]')
