@@ -10,7 +10,6 @@ import functools
 import hmac
 import ipaddress
 import logging
-import math
 import os
 import re
 import secrets
@@ -28,6 +27,7 @@ import exchange
 import metrics
 import openapi
 import predict
+import settings
 import validation
 from model import ModelLoadError
 
@@ -55,11 +55,10 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": False,  # set SESSION_COOKIE_SECURE=1 when served over HTTPS
     "REJECT_BODY_LIMIT": 4096,
     "ALLOW_DEBUG": False,  # debug mode (FLASK_DEBUG=1) starts only with ALLOW_DEBUG=1, never in production
+    "LOG_LEVEL": "INFO",
 }
 
-# Yes and no as settings write them (a blank setting is unset: config_from_env skips it).
-_YES_NO = {"1": True, "true": True, "yes": True, "on": True,
-           "0": False, "false": False, "no": False, "off": False}
+# How each setting is read: settings.py checks it (a blank setting is unset: config_from_env skips it).
 _BOOL = ("DEMO_MODE", "STORE_AFTER_ANSWER", "TRUST_PROXY", "SESSION_COOKIE_SECURE", "ALLOW_DEBUG")
 # The dashboard's settings (QUEUE_PER_PAGE to LOGIN_ADDRESS_RATE_LIMIT) have their defaults in
 # dashboard.CONFIG_DEFAULTS, which only fills what is not set here.
@@ -68,51 +67,47 @@ _FLOAT = ("REGISTER_INTERVAL",)
 _STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLIC_IP",
         "SCORE_API_KEY", "SCORE_ALLOWLIST", "SECRET_KEY", "RATELIMIT_STORAGE_URI",
         "LOGIN_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT")
-
-
-# The smallest value each number setting can take and still serve (the dashboard's own settings
-# are clamped where they are used).
-_AT_LEAST = {"PUBLIC_PORT": 1, "MAX_CONTENT_LENGTH": 1024, "MAX_BATCH": 1, "REGISTER_INTERVAL": 1.0}
+_READ = {**dict.fromkeys(_STR, lambda _name, raw: raw), **dict.fromkeys(_BOOL, settings.yes_no),
+         **dict.fromkeys(_INT, settings.whole_number), **dict.fromkeys(_FLOAT, settings.number),
+         "LOG_LEVEL": settings.log_level}
 
 
 def config_from_env(environ=os.environ) -> dict:
     """Settings found in the environment, converted to their types.
 
-    A number setting that is not a number, or below what can serve (``_AT_LEAST``), stops the
-    start with a message naming it (SystemExit), rather than a traceback or a service that
-    refuses every request.
+    A setting that cannot be read (a yes/no that is neither, an unknown log level, a number that
+    is not one or is below what can serve: ``settings.AT_LEAST``) stops the start with a message
+    naming it (SystemExit), rather than a traceback, a service that refuses every request, or a
+    value quietly taken as "no".
     """
     config = {}
-    for name in _STR + _BOOL + _INT + _FLOAT:
-        raw = environ.get(name)
-        if raw is None or not raw.strip():  # blank is unset
-            continue
-        if name in _BOOL:
-            config[name] = _YES_NO.get(raw.strip().lower(), False)
-        elif name in _INT or name in _FLOAT:
-            config[name] = _number_setting(name, raw, int if name in _INT else float)
-        else:
-            config[name] = raw
+    for name, read in _READ.items():
+        value = settings.from_env(name, None, read, environ)
+        if value is not None:
+            config[name] = value
     return config
 
 
-def _number_setting(name: str, raw: str, kind):
-    """One number setting, checked: a number of the right kind, at least ``_AT_LEAST[name]``."""
-    try:
-        value = kind(raw.strip())
-    except ValueError:
-        value = None
-    what = "a whole number" if kind is int else "a number"
-    if value is None or not math.isfinite(value) or value < _AT_LEAST.get(name, value):
-        floor = f" of at least {_AT_LEAST[name]:g}" if name in _AT_LEAST else ""
-        raise SystemExit(f"fraud-triage cannot start: {name}={raw!r} is not {what}{floor}")
-    if name == "PUBLIC_PORT" and value > 65535:
-        raise SystemExit(f"fraud-triage cannot start: PUBLIC_PORT={raw!r} is not a port (1 to 65535)")
-    return value
-
-
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: defaults, then the environment, then ``test_config``; load model and engine once."""
+    """Build the app: defaults, then the environment, then ``test_config``; load model and engine once.
+
+    A setting, model or rate table it cannot use stops the start with one line saying why
+    (SystemExit). That line is logged, and the exit status is 3: gunicorn's "worker failed to
+    boot", on which its master stops instead of respawning workers that can never start (with
+    PRELOAD_APP=0 the app is built in each worker). Python itself prints nothing for status 3.
+    """
+    try:
+        return _build_app(test_config)
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        log.critical("%s", exc.code)
+        failure = SystemExit(exc.code)
+        failure.code = 3
+        raise failure from exc
+
+
+def _build_app(test_config: dict | None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     app.config.update(config_from_env())
@@ -131,13 +126,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         exchange.rates()  # a USD_RATES setting that cannot be read stops the start, not a request
         app.extensions["fraud_model"] = predict.load_model(app.config["MODEL_PATH"])
     except (ModelLoadError, exchange.RatesError) as exc:
-        # A half-working scorer is worse than none: refuse to start, saying why. The message is
-        # logged because exit status 3 (gunicorn's "worker failed to boot": its master then
-        # stops instead of respawning workers forever) makes Python print nothing itself.
-        failure = SystemExit(f"fraud-triage cannot start: {exc}")
-        failure.code = 3
-        log.critical("%s", failure)
-        raise failure from exc
+        # A half-working scorer is worse than none: refuse to start, saying why (see create_app).
+        raise settings.cannot_start(str(exc)) from exc
     url = app.config["DATABASE_URL"] or db.database_url(app.instance_path)
     engine = db.make_engine(url)
     app.extensions["db_engine"] = engine
@@ -178,7 +168,7 @@ def _configure_logging(app: Flask) -> None:
         handler.setFormatter(logging.Formatter(
             "ts=%(asctime)s level=%(levelname)s logger=%(name)s request_id=%(request_id)s msg=%(message)r"))
         root.addHandler(handler)
-        root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+        root.setLevel(app.config["LOG_LEVEL"])
     for handler in root.handlers:
         if not any(isinstance(f, RequestContextFilter) for f in handler.filters):
             handler.addFilter(RequestContextFilter())
@@ -539,4 +529,7 @@ def _security_headers(response: Response) -> Response:
 
 if __name__ == "__main__":
     # Development only: gunicorn (deploy/gunicorn.conf.py) serves production.
-    create_app().run(host="127.0.0.1", port=int(os.environ.get("PORT", 5000)))
+    port = settings.from_env("PORT", 5000, settings.whole_number)
+    # The stream service is told the port served here, unless PUBLIC_PORT names another.
+    served = {} if os.environ.get("PUBLIC_PORT", "").strip() else {"PUBLIC_PORT": port}
+    create_app(served).run(host="127.0.0.1", port=port)

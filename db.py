@@ -55,6 +55,8 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 
+import settings
+
 log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
@@ -204,15 +206,10 @@ def database_url(instance_path) -> str:
     return f"sqlite:///{Path(instance_path).resolve() / 'fraud.db'}"
 
 
-def _env_number(name: str, default: float) -> float:
-    """A numeric setting from the environment, with a clear error when it is not a number."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+def _env_whole_number(name: str, default: int) -> int:
+    """A DB_* setting from the environment: a whole number of at least settings.AT_LEAST[name];
+    one that cannot be used (DB_CONNECT_TIMEOUT=0.5, DB_MAX_OVERFLOW=-5) stops the start naming it."""
+    return settings.from_env(name, default, settings.whole_number)
 
 
 def make_engine(url: str, *, busy_timeout_ms: int | None = None, pool_size: int | None = None,
@@ -227,7 +224,7 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None, pool_size: int 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         timeout_ms = int(busy_timeout_ms if busy_timeout_ms is not None
-                         else _env_number("DB_BUSY_TIMEOUT_MS", 5000))
+                         else _env_whole_number("DB_BUSY_TIMEOUT_MS", 5000))
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": timeout_ms / 1000})
@@ -240,11 +237,11 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None, pool_size: int 
             # psycopg2's execute_batch: 100 statements per round trip instead of one each.
             executemany_mode="values_plus_batch",
             pool_pre_ping=not single_statements,
-            pool_size=int(pool_size if pool_size is not None else _env_number("DB_POOL_SIZE", 5)),
-            max_overflow=int(_env_number("DB_MAX_OVERFLOW", 5)),
+            pool_size=int(pool_size if pool_size is not None else _env_whole_number("DB_POOL_SIZE", 5)),
+            max_overflow=_env_whole_number("DB_MAX_OVERFLOW", 5),
             pool_recycle=1800,
-            pool_timeout=int(_env_number("DB_POOL_TIMEOUT", 10)),
-            connect_args={"connect_timeout": int(_env_number("DB_CONNECT_TIMEOUT", 5)),
+            pool_timeout=_env_whole_number("DB_POOL_TIMEOUT", 10),
+            connect_args={"connect_timeout": _env_whole_number("DB_CONNECT_TIMEOUT", 5),
                           "application_name": "fraud-triage"},
             **options,
         )

@@ -1,12 +1,18 @@
 """gunicorn settings: ``gunicorn -c deploy/gunicorn.conf.py 'app:create_app()'``.
 
-Every setting can be overridden from the environment (BIND, WEB_CONCURRENCY, ...). This file is
-read by the gunicorn master before any worker starts, which is why it also fixes the numerical
+Every setting can be overridden from the environment (BIND, WEB_CONCURRENCY, ...), read and
+checked by settings.py as the app reads its own: one that cannot be used stops gunicorn before it
+listens, with one line naming it. (gunicorn itself reads WEB_CONCURRENCY before this file, so a
+value that is not a whole number stops it there, with its own traceback.) This file is read by
+the gunicorn master before any worker starts, which is why it also fixes the numerical
 libraries' thread pools and runs the one stream registration of the whole deployment.
 """
+import atexit
 import os
 import shutil
 import tempfile
+
+import settings  # from the project root: gunicorn's working directory, where it finds app.py too
 
 # One numerical thread per worker: on 2 cores, several workers each starting an OpenMP pool
 # the size of the machine fight each other (measured: 47 req/s with default threading vs
@@ -19,12 +25,18 @@ os.environ["FRAUD_REGISTRAR"] = "gunicorn"
 
 # Prometheus counters are summed across workers through files in this directory. It must exist
 # before the app is loaded (preload_app: in the master, before on_starting runs).
-# A folder made here (none was set) is removed when the master exits (on_exit). It is named in
-# the environment, because HUP reads this file again with the folder already set; a master
-# started by USR2 gets gunicorn's original environment and makes a folder of its own.
+# A folder made here (none was set) is removed when the master's Python exits, also after a
+# failed start (a setting below, or preload_app's app, refused before gunicorn runs on_exit);
+# in the master only: the workers are forked with its exit functions. It is named in the
+# environment, because HUP reads this file again with the folder already set; a master started
+# by USR2 gets gunicorn's original environment and makes a folder of its own.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["FRAUD_OWN_METRICS_DIR"] = tempfile.mkdtemp(
-        prefix="fraud-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fraud-metrics-")
+
+    @atexit.register
+    def _remove_own_metrics_dir(folder=os.environ["PROMETHEUS_MULTIPROC_DIR"], master=os.getpid()):
+        if os.getpid() == master:
+            shutil.rmtree(folder, ignore_errors=True)
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 # The app (model, database engines) is built once in the master and the workers are forked from
@@ -32,20 +44,25 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 # 2 vCPUs, alternating runs against PRELOAD_APP=0: /score at concurrency 1 on Postgres about
 # 0.1 ms faster in 5 of 6 rounds, and each worker's peak RSS 194-198 MB -> 156-158 MB.
 # Database connections never cross the fork (db._guard_against_fork).
-# PRELOAD_APP=0 loads the app in each worker instead (e.g. to debug a worker's start-up).
-preload_app = os.environ.get("PRELOAD_APP", "1").strip().lower() not in ("0", "false", "no", "off")
+# PRELOAD_APP=0 loads the app in each worker instead (e.g. to debug a worker's start-up); a
+# worker that cannot build it exits with status 3 (app.create_app), and then gunicorn stops.
+preload_app = settings.from_env("PRELOAD_APP", True, settings.yes_no)
 
-bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", max(2, os.cpu_count() or 1)))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+bind = os.environ.get("BIND", "").strip() or f"127.0.0.1:{settings.from_env('PORT', 8000, settings.whole_number)}"
+workers = settings.from_env("WEB_CONCURRENCY", max(2, os.cpu_count() or 1), settings.whole_number)
+threads = settings.from_env("GUNICORN_THREADS", 1, settings.whole_number)
+timeout = settings.from_env("GUNICORN_TIMEOUT", 30, settings.whole_number)  # 0: never (gunicorn's)
 graceful_timeout = 20
 keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests = settings.from_env("GUNICORN_MAX_REQUESTS", 0, settings.whole_number)
 max_requests_jitter = 100
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = settings.from_env("LOG_LEVEL", "INFO", settings.log_level).lower()
+# Read here, so that one that cannot be used stops the start (REGISTER_INTERVAL's floor of 1 s
+# is explained in settings.AT_LEAST).
+_register_interval = settings.from_env("REGISTER_INTERVAL", 60.0, settings.number)
+_public_port_setting = settings.from_env("PUBLIC_PORT", None, settings.whole_number)
 # The request id the app puts on every response, so access lines join the app's own logs.
 # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), so two
 # deployments on one host (or tests, or bench) would fight over it; we do not use it.
@@ -73,15 +90,15 @@ def when_ready(server):
         server.log.error("not registering with the stream service at %s: gunicorn listens on no "
                          "TCP port (%s); set PUBLIC_PORT", url, ", ".join(server.cfg.bind))
         return
-    register.start_registrar(url, ip, port, float(os.environ.get("REGISTER_INTERVAL", "60")))
+    register.start_registrar(url, ip, port, _register_interval)
     server.log.info("registering %s:%s with the stream service at %s", ip, port, url)
 
 
 def _public_port(server) -> int | None:
     """PUBLIC_PORT, else the port gunicorn really listens on: its --bind (the systemd unit and
     the Docker image pass one) or BIND, not this file's default."""
-    if os.environ.get("PUBLIC_PORT"):
-        return int(os.environ["PUBLIC_PORT"])
+    if _public_port_setting is not None:
+        return _public_port_setting
     for address in server.cfg.bind:
         if address.startswith(("unix:", "fd://")):
             continue
@@ -147,10 +164,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Stop re-registering when the master exits, and remove the metrics folder it made."""
+    """Stop re-registering when the master exits (its metrics folder goes at exit: see above)."""
     import register
 
     register.stop_registrars()
-    own = os.environ.get("FRAUD_OWN_METRICS_DIR")
-    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        shutil.rmtree(own, ignore_errors=True)

@@ -90,6 +90,7 @@ def test_settings_from_the_environment_read_yes_and_no_and_blank_as_unset():
     assert read({"STORE_AFTER_ANSWER": "off", "TRUST_PROXY": " true "}) == {"STORE_AFTER_ANSWER": False,
                                                                             "TRUST_PROXY": True}
     assert read({"STORE_AFTER_ANSWER": " ", "SECRET_KEY": "", "MAX_BATCH": "7"}) == {"MAX_BATCH": 7}
+    assert read({"LOG_LEVEL": " warning ", "DEMO_MODE": ""}) == {"LOG_LEVEL": "WARNING"}
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -105,6 +106,29 @@ def test_a_number_setting_that_cannot_serve_stops_the_start_naming_it(setting, m
     with pytest.raises(SystemExit, match="fraud-triage cannot start: ") as stopped:
         app_module.config_from_env(setting)
     assert message in str(stopped.value)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"DEMO_MODE": "maybe"}, "DEMO_MODE='maybe' is not yes or no (1, true, yes, on or 0, false, no, off)"),
+    ({"SESSION_COOKIE_SECURE": "enabled"}, "SESSION_COOKIE_SECURE='enabled' is not yes or no"),
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose' is not a log level (DEBUG, INFO, WARNING, ERROR or CRITICAL)"),
+])
+def test_a_yes_no_or_log_level_it_cannot_read_stops_the_start_naming_it(setting, message):
+    """Not quietly read as "no" (DEMO_MODE=maybe, a cookie without Secure) or a traceback."""
+    with pytest.raises(SystemExit, match="fraud-triage cannot start: ") as stopped:
+        app_module.config_from_env(setting)
+    assert message in str(stopped.value)
+
+
+def test_a_setting_that_stops_the_start_exits_with_status_3(tmp_path, monkeypatch, caplog):
+    """Status 3 is gunicorn's "worker failed to boot": with PRELOAD_APP=0 its master then stops
+    instead of respawning workers that can never start. Python prints nothing for it, so the
+    reason is logged."""
+    monkeypatch.setenv("MAX_BATCH", "0")
+    with pytest.raises(SystemExit, match="MAX_BATCH='0' is not a whole number") as stopped:
+        app_module.create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert stopped.value.code == 3
+    assert "fraud-triage cannot start: MAX_BATCH='0'" in caplog.text
 
 
 @pytest.mark.parametrize("setting, message", [

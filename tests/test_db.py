@@ -82,6 +82,27 @@ def test_database_url_refuses_unknown_schemes(tmp_path, monkeypatch):
         db.database_url(tmp_path)
 
 
+@pytest.mark.parametrize("name, value, message", [
+    # psycopg2 takes whole seconds: 0.5 became 0, which it takes as "wait forever".
+    ("DB_CONNECT_TIMEOUT", "0.5", "DB_CONNECT_TIMEOUT='0.5' is not a whole number of at least 1"),
+    ("DB_CONNECT_TIMEOUT", "0", "DB_CONNECT_TIMEOUT='0' is not a whole number of at least 1"),
+    ("DB_MAX_OVERFLOW", "-5", "DB_MAX_OVERFLOW='-5' is not a whole number of at least 0"),  # RecursionError
+    ("DB_POOL_SIZE", "abc", "DB_POOL_SIZE='abc' is not a whole number of at least 1"),
+    ("DB_POOL_TIMEOUT", "-1", "DB_POOL_TIMEOUT='-1' is not a whole number of at least 1"),
+])
+def test_db_settings_that_cannot_be_used_stop_the_start_naming_them(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match="fraud-triage cannot start: ") as stopped:
+        db.make_engine("postgresql://postgres@127.0.0.1:1/nothing")
+    assert message in str(stopped.value)
+
+
+def test_sqlite_busy_timeout_setting_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("DB_BUSY_TIMEOUT_MS", "soon")
+    with pytest.raises(SystemExit, match="DB_BUSY_TIMEOUT_MS='soon' is not a whole number of at least 0"):
+        db.make_engine(f"sqlite:///{tmp_path / 'f.db'}")
+
+
 def test_sqlite_engine_uses_wal_and_foreign_keys(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'sub' / 'f.db'}")
     with engine.connect() as conn:

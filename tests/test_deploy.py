@@ -10,6 +10,7 @@ under CI=true, where it fails.
 """
 
 import http.client
+import json
 import os
 import re
 import shlex
@@ -357,6 +358,92 @@ def test_rendered_nginx_site_passes_nginx_t(tmp_path):
     conf = nginx_wrapper(tmp_path, site)
     result = run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "logs/error.log"), "-c", str(conf)])
     assert result.returncode == 0, result.stderr
+
+
+# ---- gunicorn.conf.py: its settings --------------------------------------------------------
+
+# Loads deploy/gunicorn.conf.py as gunicorn does, then runs its when_ready hook with the stream
+# registration replaced by a print of what it would register.
+LOAD_GUNICORN_CONFIG = """
+import json, logging, sys, types
+sys.argv = ['gunicorn', '-c', 'deploy/gunicorn.conf.py', '--bind', '127.0.0.1:8123', 'app:create_app()']
+from gunicorn.app.wsgiapp import WSGIApplication
+cfg = WSGIApplication().cfg
+import register
+register.start_registrar = lambda url, ip, port, interval: print(json.dumps(
+    {"registered": [url, ip, port, interval]}))
+cfg.when_ready(types.SimpleNamespace(cfg=cfg, log=logging.getLogger("test")))
+print(json.dumps({name: getattr(cfg, name) for name in
+                  ("workers", "threads", "timeout", "max_requests", "loglevel", "preload_app")}))
+"""
+
+
+def load_gunicorn_config(tmp_path, **settings):
+    """Run LOAD_GUNICORN_CONFIG in a child (the file sets environment variables) with these settings."""
+    env = clean_env(STREAM_REGISTER_URL="http://127.0.0.1:9/register", PUBLIC_IP="127.0.0.1",
+                    PROMETHEUS_MULTIPROC_DIR=tmp_path / "metrics", **settings)
+    return run([sys.executable, "-c", LOAD_GUNICORN_CONFIG], cwd=ROOT, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY='0' is not a whole number of at least 1"),  # it hung
+    ("GUNICORN_THREADS", "0", "GUNICORN_THREADS='0' is not a whole number of at least 1"),
+    ("GUNICORN_TIMEOUT", "abc", "GUNICORN_TIMEOUT='abc' is not a whole number of at least 0"),
+    ("GUNICORN_MAX_REQUESTS", "abc", "GUNICORN_MAX_REQUESTS='abc' is not a whole number of at least 0"),
+    ("REGISTER_INTERVAL", "0", "REGISTER_INTERVAL='0' is not a number of at least 1"),  # a /register flood
+    ("PUBLIC_PORT", "abc", "PUBLIC_PORT='abc' is not a whole number of at least 1"),
+    ("LOG_LEVEL", "verbose", "LOG_LEVEL='verbose' is not a log level"),
+    ("PRELOAD_APP", "maybe", "PRELOAD_APP='maybe' is not yes or no"),
+])
+def test_gunicorn_settings_that_cannot_be_used_stop_the_start_in_one_line(tmp_path, setting, value, message):
+    """Before gunicorn listens, with the app's own message, not a traceback or a hang."""
+    result = load_gunicorn_config(tmp_path, **{setting: value})
+    assert result.returncode != 0 and "registered" not in result.stdout, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"fraud-triage cannot start: {message}"), result.stderr
+
+
+def test_blank_gunicorn_settings_are_unset(tmp_path):
+    """A blank setting means its default, as the app reads it (a blank REGISTER_INTERVAL crashed
+    the master in when_ready); without PUBLIC_PORT the port of --bind is registered."""
+    blank = dict.fromkeys(("REGISTER_INTERVAL", "PUBLIC_PORT", "GUNICORN_THREADS",
+                           "GUNICORN_TIMEOUT", "GUNICORN_MAX_REQUESTS", "LOG_LEVEL", "PRELOAD_APP"), " ")
+    result = load_gunicorn_config(tmp_path, WEB_CONCURRENCY="3", **blank)
+    assert result.returncode == 0, result.stderr
+    registered, config = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    assert registered == {"registered": ["http://127.0.0.1:9/register", "127.0.0.1", 8123, 60.0]}
+    assert config == {"workers": 3, "threads": 1, "timeout": 30, "max_requests": 0, "loglevel": "info",
+                      "preload_app": True}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("settings, reason", [
+    ({"PRELOAD_APP": "0", "MAX_BATCH": "0"}, "MAX_BATCH='0' is not a whole number of at least 1"),
+    ({"MODEL_PATH": "/nonexistent/model.pkl"}, "no model at /nonexistent/model.pkl"),
+])
+def test_a_start_that_fails_stops_gunicorn_and_leaves_no_metrics_folder(tmp_path, settings, reason):
+    """PRELOAD_APP=0: the workers' exit status 3 makes the master stop instead of respawning them
+    forever. Preloaded: the master stops before gunicorn's on_exit hook could run, yet the
+    metrics folder it made is removed."""
+    from tests.processes import app_env, free_port, start_gunicorn, stop_process
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = app_env(free_port(), tmp_path, f"sqlite:///{tmp_path / 'fraud.db'}", tmp_path / "unused.pkl",
+                  TMPDIR=temp, **settings)
+    del env["PROMETHEUS_MULTIPROC_DIR"]
+    app = start_gunicorn(env, tmp_path / "gunicorn.log", wait=False)
+    try:
+        returncode = app.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("gunicorn kept running after a failed start:\n" + (tmp_path / "gunicorn.log").read_text()[-3000:])
+    finally:
+        stop_process(app)
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert returncode == 3, log[-3000:]
+    assert f"fraud-triage cannot start: {reason}" in log, log[-3000:]
+    assert log.count("Booting worker") <= 2, "workers that cannot boot must not be respawned"
+    assert list(temp.glob("fraud-metrics-*")) == [], log[-3000:]
 
 
 # ---- Docker ---------------------------------------------------------------------------------

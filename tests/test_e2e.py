@@ -115,6 +115,30 @@ def test_the_app_registers_the_port_it_listens_on(tiny_model_path, stream_file, 
     assert list(temp.glob("fraud-metrics-*")) == [], (tmp_path / "gunicorn.log").read_text()[-3000:]
 
 
+def test_the_development_server_registers_the_port_it_serves(tiny_model_path, stream_file, tmp_path):
+    """`python app.py` serves PORT, so without PUBLIC_PORT that is the port it registers (it
+    registered PUBLIC_PORT's default, 8000)."""
+    import sys
+
+    from tests.processes import start_process
+
+    app_port, stream_port = free_port(), free_port()
+    stream = start_stream(stream_file, stream_port, tmp_path / "stream.log")
+    env = app_env(app_port, tmp_path, f"sqlite:///{tmp_path / 'fraud.db'}", tiny_model_path, PORT=app_port,
+                  PUBLIC_PORT="", PUBLIC_IP="127.0.0.1", REGISTER_INTERVAL=1,
+                  STREAM_REGISTER_URL=f"http://127.0.0.1:{stream_port}/register")
+    del env["PROMETHEUS_MULTIPROC_DIR"]  # one process: no folder for the workers' metric files
+    app = start_process([sys.executable, "app.py"], tmp_path / "app.log", env=env,
+                        ready_url=f"http://127.0.0.1:{app_port}/hello")
+    try:
+        wait_for(lambda: f"http://127.0.0.1:{app_port}" in requests.get(
+            f"http://127.0.0.1:{stream_port}/status", timeout=5).json()["urls"], timeout=30,
+            what="the served port registered")
+    finally:
+        stop_process(app)
+        stop_process(stream)
+
+
 # ---------------------------------------------------------------- make run's script
 
 # What `make run` needs besides the code: it makes the data and the model itself (slow), so
