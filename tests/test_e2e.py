@@ -128,9 +128,10 @@ def test_the_development_server_registers_the_port_it_serves(tiny_model_path, st
                   PUBLIC_PORT="", PUBLIC_IP="127.0.0.1", REGISTER_INTERVAL=1,
                   STREAM_REGISTER_URL=f"http://127.0.0.1:{stream_port}/register")
     del env["PROMETHEUS_MULTIPROC_DIR"]  # one process: no folder for the workers' metric files
-    app = start_process([sys.executable, "app.py"], tmp_path / "app.log", env=env,
-                        ready_url=f"http://127.0.0.1:{app_port}/hello")
-    try:
+    app = None
+    try:  # the stream is stopped even when the app does not start
+        app = start_process([sys.executable, "app.py"], tmp_path / "app.log", env=env,
+                            ready_url=f"http://127.0.0.1:{app_port}/hello")
         wait_for(lambda: f"http://127.0.0.1:{app_port}" in requests.get(
             f"http://127.0.0.1:{stream_port}/status", timeout=5).json()["urls"], timeout=30,
             what="the served port registered")
