@@ -101,8 +101,9 @@ CREATE INDEX IF NOT EXISTS ix_predictions_status ON predictions (review_status);
 -- Date filters and 'newest first'; also covers the per-day charts (tier, status).
 CREATE INDEX IF NOT EXISTS ix_predictions_first_received
     ON predictions (first_received_at, risk_tier, review_status);
--- The probability histogram and the sort by probability.
-CREATE INDEX IF NOT EXISTS ix_predictions_probability ON predictions (fraud_probability);
+-- The probability histogram (split by tier: the index covers it, 300 -> 23 ms on SQLite at
+-- 100,000 events) and the sort by probability.
+CREATE INDEX IF NOT EXISTS ix_predictions_probability_tier ON predictions (fraud_probability, risk_tier);
 CREATE INDEX IF NOT EXISTS ix_predictions_last_received ON predictions (last_received_at);
 -- The what-if view reads only the labelled (test-set) rows. The key is object_id, not acct_type:
 -- no text the sender writes is an index key, because Postgres refuses a b-tree key over about
@@ -114,6 +115,8 @@ DROP INDEX IF EXISTS ix_predictions_name;
 DROP INDEX IF EXISTS ix_predictions_org_name;
 DROP INDEX IF EXISTS ix_predictions_email_domain;
 DROP INDEX IF EXISTS ix_predictions_labelled;
+-- Replaced by ix_predictions_probability_tier, which serves its queries too.
+DROP INDEX IF EXISTS ix_predictions_probability;
 
 -- Append-only audit trail of analyst actions; predictions.review_status mirrors the latest decision
 -- (or 'unreviewed' after the event's content changed).

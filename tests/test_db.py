@@ -144,6 +144,25 @@ def test_schema_columns_match_the_code(engine):
     assert {"ix_predictions_tier_loss", "ix_predictions_first_received", "ix_predictions_status"} <= indexes
 
 
+def test_the_histogram_reads_an_index_not_the_table(engine):
+    """Split by tier, the histogram read every 13 KB row (300 ms at 100,000 events on SQLite)
+    until an index on (fraud_probability, risk_tier) covered it: the plan says which it reads."""
+    from sqlalchemy import event
+
+    statements = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, params, context, many: statements.append((sql, params)))
+    db.probability_histogram(engine, bins=20)
+    sql, params = next((q, p) for q, p in statements if "GROUP BY" in q)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+            assert "COVERING INDEX ix_predictions_probability_tier" in plan, plan
+        else:  # Postgres picks a plan by its statistics; the index must at least exist
+            names = {i["name"] for i in inspect(engine).get_indexes("predictions")}
+            assert "ix_predictions_probability_tier" in names and "ix_predictions_probability" not in names
+
+
 def test_schema_applies_twice_without_losing_data(engine):
     db.save_scores(engine, [(raw(1), score(1))])
     db.add_review(engine, [1], "flagged_fraud", "ann")
