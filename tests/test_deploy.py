@@ -440,7 +440,10 @@ def test_a_start_that_fails_stops_gunicorn_and_leaves_no_metrics_folder(tmp_path
     finally:
         stop_process(app)
     log = (tmp_path / "gunicorn.log").read_text()
-    assert returncode == 3, log[-3000:]
+    # 3 is gunicorn's "worker failed to boot". When both workers fail at once, gunicorn (27.0.1) reaps
+    # the second while halting for the first and raises HaltServer again, uncaught: exit status
+    # 1 with a traceback (seen once in a clean-clone run). Stopped either way, never respawned.
+    assert returncode == 3 or (returncode == 1 and "Worker failed to boot" in log), log[-3000:]
     assert f"fraud-triage cannot start: {reason}" in log, log[-3000:]
     assert log.count("Booting worker") <= 2, "workers that cannot boot must not be respawned"
     assert list(temp.glob("fraud-metrics-*")) == [], log[-3000:]
