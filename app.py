@@ -287,13 +287,16 @@ def _check_score_access() -> None:
 
 
 def _address_allowed(address: str, allowlist: str) -> bool:
-    """True when ``address`` falls in one of the comma-separated addresses or networks."""
+    """True when ``address`` falls in one of the comma-separated addresses or networks. An IPv4
+    address a dual-stack socket reports as IPv6 (``::ffff:10.0.0.5``) is checked as the IPv4
+    address it is."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(item.strip(), strict=False)
-               for item in allowlist.split(",") if item.strip())
+    forms = [ip, *filter(None, [getattr(ip, "ipv4_mapped", None)])]
+    return any(form in ipaddress.ip_network(item.strip(), strict=False)
+               for item in allowlist.split(",") if item.strip() for form in forms)
 
 
 def score():

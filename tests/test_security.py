@@ -418,7 +418,9 @@ def test_score_allowlist_from_the_environment(build, monkeypatch):
     monkeypatch.setenv("SCORE_ALLOWLIST", "10.0.0.0/8, 192.0.2.7 ,2001:db8::/32")
     client = build().test_client()
     for address, status in (("127.0.0.1", 403), ("10.20.30.40", 200), ("192.0.2.7", 200),
-                            ("192.0.2.8", 403), ("2001:db8::1", 200), ("2001:db9::1", 403)):
+                            ("192.0.2.8", 403), ("2001:db8::1", 200), ("2001:db9::1", 403),
+                            # an IPv4 client on a dual-stack socket ([::]:8000) arrives mapped into IPv6
+                            ("::ffff:10.0.0.5", 200), ("::ffff:172.16.0.1", 403)):
         client.environ_base["REMOTE_ADDR"] = address
         response = json_post(client, {"object_id": 2})
         assert response.status_code == status, address
