@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+import dataset
 import exchange
 import features
 import validation
@@ -210,15 +211,23 @@ def default_workers() -> int:
 
 def read_input(path: Path):
     """An iterator of ``(where, raw)`` for each record of a .jsonl file (raw: the line's bytes,
-    parsed and checked where it is scored) or of a .json file holding one object or an array
-    (raw: the parsed record); ``where`` ("line 7", "record 3") names it in messages.
+    parsed and checked where it is scored) or of a .json file holding one object or an array, or
+    a .zip holding data.json as the client exports it (raw: the parsed record); ``where``
+    ("line 7", "record 3") names it in messages.
 
     The file is opened (a .json file also parsed) before this returns, so a missing file
     raises OSError and a .json file that is not JSON validation.InvalidEvent here.
     """
     if path.suffix == ".jsonl":
         return _jsonl_lines(open(path, "rb"))
-    parsed = validation.parse_json_body(path.read_bytes())
+    if path.suffix == ".zip":  # the client's export: data.json inside, read as model.py reads it
+        try:
+            body = dataset.read_text(path)[0].encode("utf-8")
+        except dataset.DataError as exc:
+            raise validation.InvalidEvent(str(exc)) from exc
+    else:
+        body = path.read_bytes()
+    parsed = validation.parse_json_body(body)
     return ((f"record {number}", record)
             for number, record in enumerate(parsed if isinstance(parsed, list) else [parsed]))
 
@@ -251,7 +260,7 @@ def _index(text: str) -> int:
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description="Score raw events and store them in the database.")
-    parser.add_argument("--input", type=Path, default=EXAMPLES_PATH, help="a .json or .jsonl file of raw events")
+    parser.add_argument("--input", type=Path, default=EXAMPLES_PATH, help="a .json, .jsonl or .zip (holding data.json) file of raw events")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--index", type=_index, default=0, help="which example of the input to score (default 0)")
     which.add_argument("--all", action="store_true", help="score every record of the input")

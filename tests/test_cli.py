@@ -149,6 +149,26 @@ def test_file_records_are_parsed_and_checked_in_the_workers_and_the_bad_ones_ref
     assert [r["object_id"] for result in results for r in result.rows] == scored
 
 
+def test_predict_cli_reads_the_clients_zip_export(tiny_model_path, tmp_path):
+    """data.zip as the client exports it (data.json inside, bare NaN tokens) is read as model.py
+    reads it; it was refused as 'not UTF-8 text'."""
+    import zipfile
+
+    records = [{**EXAMPLES[i % len(EXAMPLES)], "object_id": 5000 + i} for i in range(3)]
+    text = json.dumps(records).replace('"object_id": 5001', '"object_id": 5001, "gts": NaN')
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as archive:
+        archive.writestr("data.json", text)
+    done = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db", "--all",
+                           "--input", str(tmp_path / "data.zip")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["object_id"] for line in done.stdout.splitlines()] == [5000, 5001, 5002]
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("other.json", text)
+    refused = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db", "--all",
+                              "--input", str(tmp_path / "other.zip")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "does not contain data.json" in refused.stderr, refused.stderr
+
+
 def test_predict_cli_refuses_bad_lines_keeps_them_and_stores_the_rest(tiny_model_path, tmp_path):
     """A bad line does not stop the job: it is named on stderr, kept in rejects, and the exit
     status says something was refused; a missing or unreadable file is an error."""
