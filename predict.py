@@ -225,8 +225,8 @@ def read_input(path: Path):
             body = dataset.read_text(path)[0].encode("utf-8")
         except dataset.DataError as exc:
             raise validation.InvalidEvent(str(exc)) from exc
-    else:
-        body = path.read_bytes()
+    else:  # a byte-order mark some Windows tools put first is not part of the JSON (as dataset reads it)
+        body = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     parsed = validation.parse_json_body(body)
     return ((f"record {number}", record)
             for number, record in enumerate(parsed if isinstance(parsed, list) else [parsed]))

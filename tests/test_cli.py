@@ -151,7 +151,7 @@ def test_file_records_are_parsed_and_checked_in_the_workers_and_the_bad_ones_ref
 
 def test_predict_cli_reads_the_clients_zip_export(tiny_model_path, tmp_path):
     """data.zip as the client exports it (data.json inside, bare NaN tokens) is read as model.py
-    reads it; it was refused as 'not UTF-8 text'."""
+    reads it; it was refused as 'not UTF-8 text'. A .json with a byte-order mark is read too."""
     import zipfile
 
     records = [{**EXAMPLES[i % len(EXAMPLES)], "object_id": 5000 + i} for i in range(3)]
@@ -162,6 +162,10 @@ def test_predict_cli_reads_the_clients_zip_export(tiny_model_path, tmp_path):
                            "--input", str(tmp_path / "data.zip")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["object_id"] for line in done.stdout.splitlines()] == [5000, 5001, 5002]
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(records).encode())
+    bom = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db", "--all",
+                          "--input", str(tmp_path / "bom.json")], capture_output=True, text=True)
+    assert bom.returncode == 0 and len(bom.stdout.splitlines()) == 3, bom.stderr
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("other.json", text)
     refused = subprocess.run([sys.executable, "predict.py", "--model", str(tiny_model_path), "--no-db", "--all",
