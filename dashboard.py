@@ -315,11 +315,10 @@ def _form_expired(exc: CSRFError):
 
 def _decision_refused(decision: tuple, why: str, detail: str, status: int):
     """The not-saved page for a decision refused before it was looked at (see not_saved.html)."""
-    object_ids, action, note, expected, retry_url = decision
-    by = request.form.get("by") or ""
-    log.warning("decision %s on %s by %s refused (%s): %s", action, object_ids, by or "?", why, detail)
-    back = _safe_next(request.form.get("back") or request.form.get("next"))
-    return _not_saved_page(object_ids, action, note, expected, retry_url, back, why=why, status=status, by=by)
+    object_ids, action = decision[:2]
+    log.warning("decision %s on %s by %s refused (%s): %s", action, object_ids,
+                request.form.get("by") or "?", why, detail)
+    return _decision_page(decision, why, status)
 
 
 def _pending_decision_page(decision: tuple):
@@ -327,12 +326,17 @@ def _pending_decision_page(decision: tuple):
     it (checked then against what was seen, as any decision is). Sending stays the analyst's
     click: nothing is applied by signing in. If someone else signed in, the note is only kept
     to copy, as for a form opened under another name."""
-    object_ids, action, note, expected, retry_url = decision
     by = request.form.get("by") or ""
     why = "other_analyst" if by and by.lower() != current_user.name.lower() else "signed_in"
+    return _decision_page(decision, why, 200)
+
+
+def _decision_page(decision: tuple, why: str, status: int):
+    """not_saved.html for a decision read back from the posted form (who had it open, the way back)."""
+    object_ids, action, note, expected, retry_url = decision
     back = _safe_next(request.form.get("back") or request.form.get("next"))
-    return _not_saved_page(object_ids, action, note, expected, retry_url, back, why=why, status=200,
-                           by=by)
+    return _not_saved_page(object_ids, action, note, expected, retry_url, back, why=why, status=status,
+                           by=request.form.get("by") or "")
 
 
 def _decision_in_form():

@@ -143,7 +143,8 @@ def time_split(records: list[dict], test_fraction: float = 0.2) -> tuple[list[di
 
 def _sort_number(value) -> float:
     """A number to order records by: numbers and numeric text as themselves, anything else
-    (missing, NaN, other text, lists) as 0, so the earliest."""
+    (missing, NaN, other text, lists) as 0, so the earliest. (Not features.to_float: this module
+    stays free of numpy and scikit-learn, for stream.py, which imports it.)"""
     try:
         number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else 0.0
     except (ValueError, OverflowError):
