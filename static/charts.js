@@ -55,6 +55,27 @@
   function message(container, text) {
     d3.select(container).selectAll("*").remove();
     d3.select(container).append("div").attr("class", "no-data").text(text);
+    showNumbers(container, null);
+  }
+
+  /* The figures a chart draws, as a table under it ("The numbers"): exact values where a bar is
+   * too thin to read or a colour is hard to tell apart, and the chart's content for a screen
+   * reader. header: column titles; rows: arrays of cells, the first one naming the row. */
+  function showNumbers(container, header, rows) {
+    var holder = document.getElementById(container.id + "-numbers");
+    if (!holder) { return; }
+    var details = holder.closest("details");
+    d3.select(holder).selectAll("*").remove();
+    if (!header) { if (details) { details.hidden = true; } return; }
+    if (details) { details.hidden = false; }
+    var table = d3.select(holder).append("table").attr("class", "numbers");
+    table.append("thead").append("tr").selectAll("th").data(header).join("th")
+      .attr("scope", "col").text(function (h) { return h; });
+    var tr = table.append("tbody").selectAll("tr").data(rows).join("tr");
+    tr.selectAll("th").data(function (r) { return [r[0]]; }).join("th")
+      .attr("scope", "row").text(function (c) { return c; });
+    tr.selectAll("td").data(function (r) { return r.slice(1); }).join("td")
+      .text(function (c) { return c; });
   }
 
   function thinTicks(domain, most) {
@@ -119,6 +140,24 @@
         .call(d3.axisBottom(band).tickValues(thinTicks(bands, 10)).tickFormat(opts.bandLabel || String));
       f.plot.append("g").attr("class", "axis").call(d3.axisLeft(value).ticks(6).tickFormat(siFormat));
     }
+    if (horizontal) {  // each bar's total at its end, readable however thin an outlier makes it
+      var totalOf = function (b) { return d3.sum(series, function (s) { return index.get(b)[s]; }); };
+      f.plot.selectAll("text.total").data(bands).join("text").attr("class", "total")
+        .attr("data-band", function (b) { return b; })
+        .attr("y", function (b) { return band(b) + band.bandwidth() / 2; }).attr("dy", "0.35em")
+        .each(function (b) {  // outside the bar, or inside its end when the bar fills the plot
+          var end = value(totalOf(b)), inside = end > f.width * 0.7;
+          d3.select(this).attr("x", inside ? end - 4 : end + 4).attr("text-anchor", inside ? "end" : "start")
+            .classed("inside", inside);
+        })
+        .text(function (b) { return opts.format(totalOf(b)); });
+    }
+    showNumbers(container, [opts.bandTitle].concat(series.map(function (s) { return LABELS[s]; }), ["Total"]),
+      table.map(function (e) {
+        var cells = series.map(function (s) { return e[s]; });
+        return [(opts.rowLabel || opts.bandLabel || String)(e.band)]
+          .concat(cells.map(opts.format), [opts.format(d3.sum(cells))]);
+      }));
     if (opts.valueLabel) {
       f.svg.append("text").attr("class", "axis-label")
         .attr("x", horizontal ? MARGIN.left + f.width / 2 : 12)
@@ -138,7 +177,7 @@
     }
     stackedBars(container, data.rows, {
       band: "day", key: "tier", value: "count", series: TIERS, classPrefix: "tier-",
-      format: count, bandLabel: shortDay, valueLabel: "events"
+      format: count, bandLabel: shortDay, rowLabel: String, bandTitle: "Day (UTC)", valueLabel: "events"
     });
   }
 
@@ -193,6 +232,11 @@
     f.plot.append("g").attr("class", "axis").call(d3.axisLeft(y).ticks(6).tickFormat(siFormat));
     f.svg.append("text").attr("class", "axis-label").attr("x", MARGIN.left + f.width / 2).attr("y", HEIGHT - 6)
       .attr("text-anchor", "middle").text("probability of fraud");
+    showNumbers(container, ["Probability of fraud", "Low tier", "Medium tier", "High tier", "All"],
+      bins.map(function (b) {
+        return [percent(b.bin_start) + "–" + percent(b.bin_end)]
+          .concat(TIERS.map(function (t) { return count(b[t] || 0); }), [count(b.count)]);
+      }));
   }
 
   function drawMoney(container, data) {
@@ -200,7 +244,7 @@
     if (!d3.sum(rows, function (r) { return r.money; })) { return message(container, "No money at stake recorded yet."); }
     stackedBars(container, rows, {
       band: "tier", key: "status", value: "money", series: REVIEW_STATUSES, classPrefix: "status-",
-      horizontal: true, format: money, valueLabel: "money at stake",
+      horizontal: true, format: money, valueLabel: "money at stake", bandTitle: "Tier",
       bandSort: function (a, b) { return ["high", "medium", "low"].indexOf(a) - ["high", "medium", "low"].indexOf(b); },
       bandLabel: function (t) { return LABELS[t] || t; }
     });
@@ -212,7 +256,7 @@
     }
     stackedBars(container, data.rows, {
       band: "day", key: "status", value: "count", series: REVIEW_STATUSES, classPrefix: "status-",
-      format: count, bandLabel: shortDay, valueLabel: "events"
+      format: count, bandLabel: shortDay, rowLabel: String, bandTitle: "Day first received (UTC)", valueLabel: "events"
     });
   }
 
@@ -311,6 +355,9 @@
       f.plot.append("g").attr("class", "axis").attr("transform", "translate(0," + f.height + ")")
         .call(d3.axisBottom(x0).tickFormat(function (t) { return LABELS[t] + " tier"; }));
       f.plot.append("g").attr("class", "axis").call(d3.axisLeft(y).ticks(6).tickFormat(siFormat));
+      showNumbers(container, ["Tier", "Fraud", "Not fraud", "All"], order.map(function (t) {
+        return [LABELS[t] + " tier", count(tiers[t].fraud), count(tiers[t].legit), count(tiers[t].fraud + tiers[t].legit)];
+      }));
     }
 
     fetchJSON(body.dataset.endpoint).then(function (data) {

@@ -304,6 +304,81 @@ def test_every_chart_is_drawn_from_its_json(session):
     page.screenshot(path=str(ARTIFACTS / "charts.png"), full_page=True)
 
 
+def _numbers(page, chart: str) -> list[list[str]]:
+    """The rows of a chart's "The numbers" table, header first, as the page shows them."""
+    return page.eval_on_selector_all(
+        f"#{chart}-numbers tr", "rows => rows.map(r => Array.from(r.cells, c => c.textContent))")
+
+
+def test_each_chart_shows_its_numbers_and_an_outlier_flattens_no_total(session):
+    page, engine = session["page"], session["engine"]
+    # One event with money at the cap: every other tier's bar becomes a sliver, but its total is
+    # still written beside it, and the table under the chart holds every figure.
+    model = session["app"].extensions["fraud_model"]
+    [(raw, score)] = scored_events(model, n=1, seed=97)
+    raw["object_id"] = score["object_id"] = 990000097
+    raw["ticket_types"] = [{"cost": 1e6, "quantity_total": 1e6, "quantity_sold": 0}]
+    db.save_scores(engine, [(raw, {**score, "money_at_stake": 1e12})], source="stream")
+    try:
+        _check_chart_numbers(session, page)
+    finally:  # the outlier would top the cost-ordered queue other tests read
+        with engine.begin() as conn:
+            conn.execute(db.PREDICTIONS.delete().where(db.PREDICTIONS.c.object_id == 990000097))
+
+
+def _check_chart_numbers(session, page):
+    page.goto(session["url"] + "/charts")
+    for chart in ("chart-scored", "chart-histogram", "chart-money", "chart-status", "chart-whatif"):
+        page.wait_for_selector(f"#{chart}-numbers table", state="attached")
+    assert page.is_hidden("#chart-money-numbers")  # folded until asked for
+    page.click("#chart-money + .legend + details summary")
+    assert page.is_visible("#chart-money-numbers table")
+
+    money = _json(session, "/api/charts/money")["rows"]
+    statuses = ("unreviewed", "needs_info", "flagged_fraud", "cleared")
+    total = {t: sum(r["money"] for r in money if r["tier"] == t) for t in ("high", "medium", "low")}
+    assert max(total.values()) >= 1e12 and sum(1 for v in total.values() if 0 < v < 1e10) >= 1
+    assert _numbers(page, "chart-money") == [
+        ["Tier", "Not reviewed", "Needs information", "Flagged as fraud", "Cleared", "Total"],
+        *[[t.capitalize(), *[f"${next(r['money'] for r in money if r['tier'] == t and r['status'] == s):,.0f}"
+                             for s in statuses], f"${total[t]:,.0f}"] for t in ("high", "medium", "low")]]
+    width = page.eval_on_selector("#chart-money svg", "svg => svg.viewBox.baseVal.width")
+    labels = page.eval_on_selector_all(
+        "#chart-money text.total",
+        "els => els.map(e => { const b = e.getBBox(); return [e.dataset.band, e.textContent, b.x, b.width]; })")
+    left = 58  # the plot's left margin in charts.js
+    assert sorted(band for band, *_ in labels) == ["high", "low", "medium"]
+    for band, text, x, w in labels:
+        assert text == f"${total[band]:,.0f}"
+        assert x >= 0 and left + x + w <= width, (band, x, w, width)  # inside the chart, not cut off
+
+    histogram = _json(session, "/api/charts/probabilities?bins=20")["bins"]
+    rows = _numbers(page, "chart-histogram")
+    assert rows[0] == ["Probability of fraud", "Low tier", "Medium tier", "High tier", "All"]
+    assert [[int(c.replace(",", "")) for c in r[1:]] for r in rows[1:]] == [
+        [b["low"], b["medium"], b["high"], b["count"]] for b in histogram]
+    scored = _json(session, "/api/charts/scored-over-time?days=30")["rows"]
+    rows = _numbers(page, "chart-scored")
+    days = sorted({r["day"] for r in scored})
+    assert [r[0] for r in rows[1:]] == days
+    assert sum(int(r[-1].replace(",", "")) for r in rows[1:]) == sum(r["count"] for r in scored)
+    # the what-if table follows the sliders with the figures above it
+    page.click("#chart-histogram + .legend + details summary")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "charts-numbers.png"), full_page=True)
+    # a refresh redraws the table without losing the reader's place in it
+    page.evaluate("""() => { const h = document.getElementById("chart-histogram-numbers");
+        h.scrollTop = 60; h.firstChild.dataset.old = "1"; }""")
+    page.wait_for_function("() => !document.querySelector('#chart-histogram-numbers table').dataset.old",
+                           timeout=REFRESH_SECONDS * 3 * 1000)
+    assert page.eval_on_selector("#chart-histogram-numbers", "h => h.scrollTop") == 60
+    page.fill("#slider-medium", "0")
+    rows = _numbers(page, "chart-whatif")
+    reviewed = sum(int(r[-1].replace(",", "")) for r in rows[1:3])
+    assert rows[3][-1] == "0" and f"{reviewed:,}" == page.text_content("#m-reviewed")
+    page.click("#whatif-reset")
+
+
 def test_live_views_refresh_without_reloading(session):
     page, engine = session["page"], session["engine"]
     page.goto(session["url"] + "/charts")
