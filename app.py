@@ -460,6 +460,9 @@ def health():
         "database": "ok" if database_ok else "unreachable",
         "spool": {"depth": depth, "writable": spool_ok, "set_aside": writer.spool.dead_depth()},
         "demo_mode": app.config["DEMO_MODE"],
+        # The last reload refused the model file (when, why); the running model serves on, so
+        # the status is not changed by it. None once a reload works (and after a restart).
+        "refused_reload": app.extensions.get("refused_reload"),
     }
     return jsonify(body), 200 if body["status"] == "ok" else 503
 

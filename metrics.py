@@ -75,6 +75,11 @@ class _HostGauges:
                                   labels=["version"])
         model.add_metric([self.app.extensions["fraud_model"].version], 1)
         yield model
+        refused = GaugeMetricFamily("fraud_model_reload_refused",
+                                    "1 when the last reload could not load the model file and the running "
+                                    "model serves on (a restart would fail on that file), else 0.")
+        refused.add_metric([], 1 if self.app.extensions.get("refused_reload") else 0)
+        yield refused
 
 
 class _WrittenFilesCollector(multiprocess.MultiProcessCollector):

@@ -102,7 +102,9 @@ def spec(max_batch: int = 1000) -> dict:
                     "503": _error("Scored, but neither the database nor the spool could store it"),
                 }}},
             "/health": {"get": {"summary": "Model, database and spool status", "responses": {
-                "200": {"description": "Healthy", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "200": {"description": "Healthy (`refused_reload`, when not null, says when and why the last "
+                                       "reload could not load the model file: the running model serves on)",
+                        "content": {"application/json": {"schema": {"type": "object"}}}},
                 "503": {"description": "Degraded (database unreachable or spool unwritable)",
                         "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/version": {"get": {"summary": "The serving model's version, thresholds and metrics", "responses": {

@@ -127,6 +127,12 @@ def on_reload(server):
         server.app.callable = running
         server.log.error("reload kept the running app (model version %s): the new one could not be built: %s",
                          running.extensions["fraud_model"].version, exc)
+        # The new workers fork from the running app: /health and /metrics tell the operator that
+        # the file at MODEL_PATH is not what serves (a restart would fail on it), until a reload works.
+        from datetime import datetime, timezone
+
+        running.extensions["refused_reload"] = {
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "error": str(exc)[:500]}
         return
     import app as app_module
 

@@ -502,9 +502,14 @@ def test_reload_serves_a_new_model_and_keeps_the_running_one_when_the_new_one_is
         version = health(port)[1]["model_version"]
         return version, post_event(port, body).json()["model_version"]
 
+    def refused_gauge() -> str:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        return next(line for line in text.splitlines() if line.startswith("fraud_model_reload_refused "))
+
     try:
         old = serving()[0]
         assert serving() == (old, old)
+        assert health(port)[1]["refused_reload"] is None and refused_gauge().endswith(" 0.0")
         originals = worker_pids(app.pid)
 
         live.write_bytes(b"a model file cut short by a bad copy")
@@ -514,12 +519,18 @@ def test_reload_serves_a_new_model_and_keeps_the_running_one_when_the_new_one_is
         wait_for(lambda: worker_pids(app.pid).isdisjoint(originals) and len(worker_pids(app.pid)) == 2,
                  timeout=30, what="the workers to be replaced")
         assert serving() == (old, old), "the broken file must not stop or change scoring"
+        # ... and the operator can see that the file on disk is not what serves
+        status, body_ = health(port)
+        assert status == 200 and body_["status"] == "ok"
+        assert "model" in body_["refused_reload"]["error"] and body_["refused_reload"]["at"].startswith("20")
+        assert refused_gauge().endswith(" 1.0")
 
         shutil.copy(tmp_path / "candidate.pkl", live)
         os.kill(app.pid, signal.SIGHUP)
         wait_for(lambda: serving() == (candidate.version, candidate.version), timeout=30,
                  what="the new workers to serve the new model")
         assert candidate.version != old
+        assert health(port)[1]["refused_reload"] is None and refused_gauge().endswith(" 0.0")
         assert app.poll() is None
     finally:
         stop_process(app)
