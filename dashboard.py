@@ -1003,7 +1003,24 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
         acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
         serving_model_version=current_app.extensions["fraud_model"].version,
         back_url=back or url_for("dashboard.queue"), back=back or "", note=note,
+        related=related_searches(prediction, record),
     )
+
+
+def related_searches(prediction: dict, record: dict) -> list[tuple[str, str, str]]:
+    """(id, link text, queue URL) searching every tier for this event's organiser and, unless it
+    is a free-mail one, its email domain: one fraudster often runs several events. The queue's
+    search matches part of a name, organiser or email domain (its first 200 characters)."""
+    links = []
+    organiser = features.to_text(prediction.get("org_name") or record.get("org_name")).strip()
+    if organiser:
+        links.append(("related-organiser", "events by this organiser",
+                      url_for("dashboard.queue", tier="all", q=organiser[:200])))
+    domain = features.email_domain({"email_domain": prediction.get("email_domain") or record.get("email_domain")})
+    if domain and domain not in features.FREEMAIL_DOMAINS:
+        links.append(("related-domain", f"events with the email domain {domain}",
+                      url_for("dashboard.queue", tier="all", q=domain[:200])))
+    return links
 
 
 # --------------------------------------------------------------------------- decisions

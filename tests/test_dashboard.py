@@ -530,6 +530,33 @@ def test_event_page_shows_every_field_readably(alice, dash_engine, scored_pairs)
     assert "None" not in re.sub(r"<[^>]+>", "", page)
 
 
+def _link(page: str, link_id: str) -> str | None:
+    match = re.search(rf'<a id="{link_id}" href="([^"]+)"', page)
+    return html.unescape(match.group(1)) if match else None
+
+
+def test_event_page_links_to_the_organisers_other_events(alice, dash_engine, scored_pairs):
+    """One fraudster often runs several events: the event page searches every tier for them."""
+    raw, score = (dict(x) for x in scored_pairs[3])
+    pairs = []
+    for n, (object_id, tier) in enumerate([(990000031, "low"), (990000032, "high"), (990000033, "medium")]):
+        pairs.append(({**raw, "object_id": object_id, "org_name": "Ticketing Ltd & Sons <x>" if n < 2 else "Other Org",
+                       "email_domain": "Sons-Events.example" if n < 2 else "gmail.com"},
+                      {**score, "object_id": object_id, "risk_tier": tier}))
+    db.save_scores(dash_engine, pairs)
+    page = alice.get("/events/990000031").get_data(as_text=True)
+    organiser, domain = _link(page, "related-organiser"), _link(page, "related-domain")
+    assert parse_qs(urlsplit(organiser).query) == {"tier": ["all"], "q": ["Ticketing Ltd & Sons <x>"]}
+    assert parse_qs(urlsplit(domain).query)["q"] == ["sons-events.example"]
+    for url in (organiser, domain):  # both find this event and its sibling in another tier, not the third
+        found = alice.get(url).get_data(as_text=True)
+        assert "/events/990000031" in found and "/events/990000032" in found
+        assert "/events/990000033" not in found
+    # a free-mail domain is shared by strangers: no link for it
+    page = alice.get("/events/990000033").get_data(as_text=True)
+    assert _link(page, "related-organiser") and _link(page, "related-domain") is None
+
+
 def test_event_page_survives_fields_of_the_wrong_type(alice, dash_engine, scored_pairs):
     raw, score = (dict(x) for x in scored_pairs[2])
     raw.update(object_id=990000002, name=12345, body_length="lots", event_created="yesterday",
