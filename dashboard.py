@@ -33,6 +33,7 @@ import itertools
 import logging
 import math
 import re
+import time
 import unicodedata
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -940,6 +941,7 @@ def _queue_page(args, note: str = "", selected=()):
     fill_reasons(rows)
     return render_template(
         "queue.html", active_page="queue", state=state, summary=summary, rows=rows, total=total,
+        opens=open_by_others([row["object_id"] for row in rows]),
         pages=pages, page_numbers=page_numbers(min(state["page"], pages), pages),
         queue_url=functools.partial(queue_url, state), sort_labels=SORT_LABELS, currencies=CURRENCIES,
         first=(state["page"] - 1) * state["per_page"] + 1 if rows else 0,
@@ -976,11 +978,12 @@ def fill_reasons(rows: list[dict], payloads: dict[int, dict] | None = None) -> N
 @login_required
 def event(object_id: int):
     """One event in full: fields, ticket tiers, payouts, the reasons for its score, its history."""
-    return _event_page(object_id, _safe_next(request.args.get("back")))
+    return _event_page(object_id, _safe_next(request.args.get("back")), opening=True)
 
 
-def _event_page(object_id: int, back: str | None, note: str = ""):
-    """The event page; ``note`` refills the decision's note (a decision that was not applied)."""
+def _event_page(object_id: int, back: str | None, note: str = "", opening: bool = False):
+    """The event page; ``note`` refills the decision's note (a decision that was not applied);
+    ``opening``: the analyst opened it (recorded for colleagues to see, see ``note_open``)."""
     engine = current_app.extensions["db_engine"]
     prediction = db.get_prediction(engine, object_id)
     if prediction is None:
@@ -988,6 +991,9 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
     record = prediction.get("raw_payload") or {}
     fill_reasons([prediction], {object_id: record})
     acct_type = prediction.get("acct_type") or record.get("acct_type")
+    reviews = db.reviews_for(engine, object_id)
+    if opening:
+        note_open(object_id, reviews)
     return render_template(
         "event.html", active_page="queue", p=prediction, record=record,
         sections=[("The event", field_rows(record, EVENT_FIELDS)),
@@ -999,12 +1005,42 @@ def _event_page(object_id: int, back: str | None, note: str = ""):
         org_desc=sanitise_html(record.get("org_desc")),
         tickets=ticket_rows(record), payouts=payout_summary(record),
         own_money=money_in_own_currency(record),
-        reviews=db.reviews_for(engine, object_id),
+        reviews=reviews, opens=open_by_others([object_id]).get(object_id, []),
         acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
         serving_model_version=current_app.extensions["fraud_model"].version,
         back_url=back or url_for("dashboard.queue"), back=back or "", note=note,
         related=related_searches(prediction, record),
     )
+
+
+# How long a colleague's opening of an event is shown ("open by bob, 3 minutes ago").
+OPEN_SHOWN_SECONDS = 15 * 60
+# A page shown this soon after the analyst's own decision on the event is the page confirming
+# it (a decision sends the browser back to the event), not a new opening.
+OWN_DECISION_SECONDS = 30
+
+
+def note_open(object_id: int, reviews: list[dict]) -> None:
+    """Record that the signed-in analyst has this event open, unless they decided on it a moment
+    ago (a decision deletes their opening: they are done with it)."""
+    latest = next((r for r in reviews if r["action"] != "note"), None)
+    if (latest is not None and latest["analyst"] == current_user.name
+            and time.time() - float(latest["created_at"]) < OWN_DECISION_SECONDS):
+        return
+    db.note_open(current_app.extensions["db_engine"], object_id, current_user.name)
+
+
+def open_by_others(object_ids) -> dict[int, list[dict]]:
+    """Colleagues who opened these events in the last OPEN_SHOWN_SECONDS and have not decided on
+    them since: object_id -> [{analyst, opened_at, ago}], the latest first."""
+    now = time.time()
+    opens = db.open_by_others(current_app.extensions["db_engine"], object_ids, current_user.name,
+                              now - OPEN_SHOWN_SECONDS)
+    for entries in opens.values():
+        for entry in entries:
+            minutes = int(max(0.0, now - float(entry["opened_at"])) // 60)
+            entry["ago"] = "just now" if minutes < 1 else f"{minutes} minute{'' if minutes == 1 else 's'} ago"
+    return opens
 
 
 def related_searches(prediction: dict, record: dict) -> list[tuple[str, str, str]]:

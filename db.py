@@ -112,6 +112,7 @@ REJECTS = table("rejects", *(column(name) for name in (
 ANALYSTS = table("analysts", *(column(name) for name in (
     "id", "name", "password_hash", "created_at", "disabled_at")))
 SPOOL_APPLIED = table("spool_applied", column("entry_id"), column("applied_at"))
+EVENT_OPENS = table("event_opens", column("object_id"), column("analyst"), column("opened_at"))
 
 # The columns a queue row carries (the big text fields stay in the detail view).
 QUEUE_COLUMNS = (
@@ -949,6 +950,9 @@ def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
             else:
                 result["applied"].append(object_id)
                 result["review_ids"][object_id] = stored
+        if action != "note" and result["applied"]:  # decided: no longer open by this analyst
+            conn.execute(delete(EVENT_OPENS).where(EVENT_OPENS.c.object_id.in_(result["applied"]),
+                                                   EVENT_OPENS.c.analyst == review["analyst"]))
     return result
 
 
@@ -1005,6 +1009,47 @@ def _report_refusal(conn, object_id: int, result: dict) -> None:
                                     "fraud_probability": current.fraud_probability,
                                     "risk_tier": current.risk_tier, "money_at_stake": current.money_at_stake,
                                     "content_changed_at": current.content_changed_at})
+
+
+# Rows of event_opens older than this are deleted whenever one is written: nobody is shown them.
+OPENS_KEPT_SECONDS = SECONDS_PER_DAY
+
+
+@functools.lru_cache(maxsize=2)
+def _open_statement(dialect_name: str):
+    """INSERT ... ON CONFLICT (object_id, analyst) DO UPDATE: the analyst's latest opening."""
+    dialect_insert = pg_dialect.insert if dialect_name == "postgresql" else sqlite_dialect.insert
+    statement = dialect_insert(EVENT_OPENS)
+    return statement.on_conflict_do_update(index_elements=["object_id", "analyst"],
+                                           set_={"opened_at": statement.excluded.opened_at})
+
+
+@_translate_errors
+def note_open(engine: Engine, object_id, analyst: str, now: float | None = None) -> None:
+    """Record that an analyst has an event open (see event_opens in schema.sql)."""
+    now = time.time() if now is None else float(now)
+    values = {"object_id": _parse_object_id(object_id), "analyst": _clean_text(analyst.strip()), "opened_at": now}
+    with engine.begin() as conn:
+        conn.execute(_open_statement(engine.dialect.name), values)
+        conn.execute(delete(EVENT_OPENS).where(EVENT_OPENS.c.opened_at < now - OPENS_KEPT_SECONDS))
+
+
+@_translate_errors
+def open_by_others(engine: Engine, object_ids, analyst: str, since: float) -> dict[int, list[dict]]:
+    """Who else has each of these events open, opened at or after ``since``: object_id -> a list
+    of {analyst, opened_at}, the latest first (events nobody else has open are left out)."""
+    ids = [i for i in (_parse_object_id(v) for v in object_ids) if i is not None]
+    if not ids:
+        return {}
+    o = EVENT_OPENS.c
+    query = (select(o.object_id, o.analyst, o.opened_at)
+             .where(o.object_id.in_(ids), o.opened_at >= since, o.analyst != _clean_text(analyst.strip()))
+             .order_by(o.object_id, o.opened_at.desc()))
+    found: dict[int, list[dict]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            found.setdefault(int(row.object_id), []).append({"analyst": row.analyst, "opened_at": row.opened_at})
+    return found
 
 
 @_translate_errors

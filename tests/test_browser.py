@@ -379,6 +379,26 @@ def _check_chart_numbers(session, page):
     page.click("#whatif-reset")
 
 
+def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(session):
+    page, engine = session["page"], session["engine"]
+    rows, _ = db.queue(engine, tier="high", per_page=1)
+    target = rows[0]["object_id"]
+    db.note_open(engine, target, "bob")
+    page.goto(session["url"] + "/queue?tier=high")
+    marker = page.locator(f'tr[data-object-id="{target}"] .open-by')
+    assert marker.is_visible() and marker.text_content() == "open by bob"
+    assert marker.get_attribute("title") == "Opened by bob just now"
+    page.click(f'tr[data-object-id="{target}"] a.event-name')
+    notice = page.locator("#open-by-others")
+    assert notice.is_visible()
+    assert re.sub(r"\s+", " ", notice.text_content()) == (
+        "Also open by bob (just now), who has not decided on it yet: check with them before you start.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "event-open-by-colleague.png"))
+    with engine.begin() as conn:  # bob's opening would mark this event for the tests after this one
+        conn.execute(db.EVENT_OPENS.delete())
+
+
 def test_live_views_refresh_without_reloading(session):
     page, engine = session["page"], session["engine"]
     page.goto(session["url"] + "/charts")

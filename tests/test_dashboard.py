@@ -797,6 +797,52 @@ def test_a_conflict_links_to_its_event_and_a_resent_decision_is_already_saved(da
     assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
 
 
+def _queue_row(page: str, object_id: int) -> str:
+    match = re.search(rf'<tr[^>]*data-object-id="{object_id}">(.*?)</tr>', page, re.S)
+    assert match, f"event {object_id} is not on the page"
+    return match.group(1)
+
+
+def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_engine, monkeypatch):
+    """Two analysts working down one queue: each sees which events the other has open, so they
+    do not review the same event twice; a decision ends the opening, an old one is not shown."""
+    import time
+
+    rows, _ = db.queue(dash_engine, tier="high", filters={"status": "unreviewed"}, per_page=3)
+    target, other, stale = (row["object_id"] for row in rows)
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    assert 'id="open-by-others"' not in bob.get(f"/events/{target}").get_data(as_text=True)  # not his own
+    bob.get(f"/events/{other}")
+    db.note_open(dash_engine, stale, "bob", now=time.time() - 16 * 60)  # opened 16 minutes ago: not shown
+
+    queue = alice.get("/queue?tier=high").get_data(as_text=True)
+    assert "open by bob" in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
+    assert "open by" not in _queue_row(queue, stale)
+    page = alice.get(f"/events/{target}").get_data(as_text=True)
+    assert re.search(r'id="open-by-others"[^>]*>Also open by\s+<strong>bob</strong> \(just now\)', page)
+    assert "open by alice" in _queue_row(bob.get("/queue?tier=high").get_data(as_text=True), target)
+
+    # bob decides; the page confirming his decision is not a new opening
+    decided = bob.post(f"/events/{target}/review", data={"action": "needs_info", "expected_review_id": ""},
+                       follow_redirects=True)
+    assert decided.status_code == 200
+    assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
+    assert 'id="open-by-others"' not in alice.get(f"/events/{target}").get_data(as_text=True)
+    queue = alice.get("/queue?tier=high").get_data(as_text=True)
+    assert "open by" not in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
+    # a bulk decision ends bob's opening of every event it decided
+    assert bob.post("/reviews/bulk", data={"action": "cleared", "object_id": [other], f"seen_{other}": "",
+                                           "next": "/queue"}).status_code == 302
+    assert "open by" not in _queue_row(alice.get("/queue?tier=high").get_data(as_text=True), other)
+    # bob opening the event again a moment after deciding is still its confirmation; later, an opening
+    bob.get(f"/events/{target}")
+    assert target not in db.open_by_others(dash_engine, [target], "alice", since=0)
+    monkeypatch.setattr(dashboard, "OWN_DECISION_SECONDS", 0)
+    bob.get(f"/events/{target}")
+    assert db.open_by_others(dash_engine, [target], "alice", since=0)[target][0]["analyst"] == "bob"
+
+
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()

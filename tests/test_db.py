@@ -376,6 +376,28 @@ def test_a_note_never_changes_the_status(engine):
     assert row["review_status"] == "flagged_fraud" and row["last_review_id"] == flagged["review_ids"][1]
 
 
+def test_who_has_an_event_open(engine):
+    db.save_scores(engine, [(raw(i), score(i)) for i in (1, 2, 3)])
+    db.note_open(engine, 1, "ann", now=T0 - 2 * 86400)  # two days old: deleted by the next write
+    db.note_open(engine, 1, "bob", now=T0 - 60)
+    db.note_open(engine, 1, "bob", now=T0)  # opened again: one row, the latest time
+    db.note_open(engine, 1, "cy", now=T0 - 30)
+    db.note_open(engine, 2, "bob", now=T0 - 600)
+    db.note_open(engine, 3, "ann", now=T0)
+    opens = db.open_by_others(engine, [1, 2, 3, "junk"], "ann", since=T0 - 300)
+    assert opens == {1: [{"analyst": "bob", "opened_at": T0}, {"analyst": "cy", "opened_at": T0 - 30}]}
+    assert db.open_by_others(engine, [2], "ann", since=T0 - 900) == {2: [{"analyst": "bob", "opened_at": T0 - 600}]}
+    assert db.open_by_others(engine, [1], "bob", since=0) == {1: [{"analyst": "cy", "opened_at": T0 - 30}]}
+    assert db.open_by_others(engine, [], "ann", since=0) == {}
+    # a note leaves the event open; a decision ends its analyst's opening, not a colleague's
+    db.add_review(engine, [1, 2], "note", "bob", note="looking")
+    assert set(db.open_by_others(engine, [1, 2], "ann", since=0)) == {1, 2}
+    db.add_review(engine, [1, 2], "needs_info", "bob")
+    assert db.open_by_others(engine, [1, 2], "ann", since=0) == {1: [{"analyst": "cy", "opened_at": T0 - 30}]}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM event_opens WHERE analyst = 'ann'").scalar_one() == 1
+
+
 def test_stale_decision_is_a_conflict_not_an_overwrite(engine):
     db.save_scores(engine, [(raw(1), score(1)), (raw(2), score(2))])
     seen = {1: db.get_prediction(engine, 1)["last_review_id"], 2: None}  # ann opens the queue
@@ -972,6 +994,7 @@ def test_settling_after_a_bulk_load_refreshes_statistics(engine, caplog):
         else:
             assert conn.execute(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'predictions'")).scalar_one()
         conn.execute(text("DROP TABLE reviews"))
+        conn.execute(text("DROP TABLE event_opens"))
         conn.execute(text("DROP TABLE predictions"))
         conn.commit()
     db.settle_after_bulk_load(engine)  # no table: logged, not raised
