@@ -1,4 +1,4 @@
-"""Operator commands on the app: ``flask --app app init-db | rescore | export-labels``.
+"""Operator commands on the app: ``flask --app app init-db | rescore | export-labels | backup``.
 
 (``create-analyst`` and ``load-test-set`` belong to the dashboard and live in dashboard.py.)
 """
@@ -20,6 +20,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(init_db_command)
     app.cli.add_command(rescore_command)
     app.cli.add_command(export_labels_command)
+    app.cli.add_command(backup_command)
 
 
 @click.command("init-db")
@@ -62,3 +63,21 @@ def export_labels_command(out: str):
         with open(out, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
         click.echo(f"wrote {len(labels)} labels to {out}", err=True)
+
+
+@click.command("backup")
+@with_appcontext
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="new file for the copy (SQLite: a database file; Postgres: a pg_dump custom-format file)")
+def backup_command(out: str):
+    """Copy the whole database (events, decisions, analysts) while the service runs."""
+    try:
+        counts = db.backup(current_app.extensions["db_engine"], out)
+    except (FileExistsError, RuntimeError) as exc:  # DatabaseUnavailable is a RuntimeError
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backed up to {out}: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    waiting = current_app.extensions["score_writer"].spool.depth()
+    if waiting:
+        click.echo(f"{waiting} events wait in the spool ({current_app.extensions['score_writer'].spool.path}) "
+                   "and are not in this backup: the service writes them to the database once it is reachable",
+                   err=True)
