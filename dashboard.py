@@ -1027,7 +1027,10 @@ def note_open(object_id: int, reviews: list[dict]) -> None:
     if (latest is not None and latest["analyst"] == current_user.name
             and time.time() - float(latest["created_at"]) < OWN_DECISION_SECONDS):
         return
-    db.note_open(current_app.extensions["db_engine"], object_id, current_user.name)
+    try:
+        db.note_open(current_app.extensions["db_engine"], object_id, current_user.name)
+    except db.DatabaseUnavailable as exc:  # it only informs colleagues: the page is shown all the same
+        log.warning("could not record that %s opened event %s: %s", current_user.name, object_id, exc)
 
 
 def open_by_others(object_ids) -> dict[int, list[dict]]:

@@ -937,11 +937,11 @@ def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
     expected = {_parse_object_id(k): _expected_id(v) for k, v in (expected_review_ids or {}).items()}
     note = None if note is None or str(note).strip() == "" else _clean_text(str(note))[:10000]
     result = {"applied": [], "conflicts": [], "missing": [], "review_ids": {}}
-    now = time.time()
+    now, analyst = time.time(), _clean_text(analyst.strip())
     with engine.begin() as conn:
         for object_id in sorted(ids):  # one lock order for everyone: no deadlock between bulk actions
             review = {"object_id": object_id, "action": action, "note": note,
-                      "analyst": _clean_text(analyst.strip()), "created_at": now}
+                      "analyst": analyst, "created_at": now}
             if action == "note":
                 stored = _apply_note(conn, review)
             else:
@@ -954,7 +954,7 @@ def add_review(engine: Engine, object_ids, action: str, analyst: str, note=None,
                 result["review_ids"][object_id] = stored
         if action != "note" and result["applied"]:  # decided: no longer open by this analyst
             conn.execute(delete(EVENT_OPENS).where(EVENT_OPENS.c.object_id.in_(result["applied"]),
-                                                   EVENT_OPENS.c.analyst == review["analyst"]))
+                                                   EVENT_OPENS.c.analyst == analyst))
     return result
 
 
@@ -1425,8 +1425,9 @@ def backup(engine: Engine, target) -> dict[str, int]:
     SQLite: the online backup API, then ``PRAGMA integrity_check`` on the copy. Postgres:
     ``pg_dump --format=custom`` (one snapshot), read back with ``pg_restore --list`` (the rows
     are then counted in the database, not the dump); the password goes to pg_dump through the
-    environment, never its command line. Raises FileExistsError rather than overwrite a file, RuntimeError when the
-    copy fails or pg_dump is missing, DatabaseUnavailable when the database cannot be reached.
+    environment, never its command line. Raises FileExistsError rather than overwrite a file,
+    RuntimeError when the copy fails or pg_dump is missing, DatabaseUnavailable when the
+    database cannot be reached.
     """
     target = Path(target)
     if target.exists():

@@ -842,6 +842,12 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     bob.get(f"/events/{target}")
     assert db.open_by_others(dash_engine, [target], "alice", since=0)[target][0]["analyst"] == "bob"
 
+    def locked(*args, **kwargs):
+        raise db.DatabaseUnavailable("database is locked")
+
+    monkeypatch.setattr(db, "note_open", locked)  # the opening only informs: the page is still shown
+    assert bob.get(f"/events/{other}").status_code == 200
+
 
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
