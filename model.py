@@ -657,10 +657,20 @@ def train(records: list[dict], *, seed: int = 0, quick: bool = False, cost: Cost
     return _train(records, seed=seed, quick=quick, cost=cost, data_info=data_info, params=params)[0]
 
 
+def model_threads() -> int:
+    """MODEL_THREADS (default 1); ValueError naming it when it is not a whole number of at least 1."""
+    raw = os.environ.get("MODEL_THREADS", "").strip()
+    if not raw:
+        return 1
+    if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+        raise ValueError(f"MODEL_THREADS={raw!r} is not a whole number of at least 1")
+    return int(raw)
+
+
 def _thread_limit():
     """Limit OpenMP threads while training (MODEL_THREADS, default 1): the machine is shared,
     and an oversubscribed OpenMP pool can be ten times slower than one thread."""
-    return threadpool_limits(limits=int(os.environ.get("MODEL_THREADS", "1")), user_api="openmp")
+    return threadpool_limits(limits=model_threads(), user_api="openmp")
 
 
 def _check_enough(records: list[dict], folds: int) -> None:
@@ -1478,6 +1488,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         exchange.rates()  # the cost model's currency: an unreadable USD_RATES stops before training
         CostModel.from_env()  # and its settings
+        model_threads()
     except (exchange.RatesError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,6 +41,8 @@ def spec(max_batch: int = 1000) -> dict:
     """The whole document, for an app taking up to ``max_batch`` events per request (MAX_BATCH)."""
     score = {
         "type": "object",
+        "required": ["object_id", "fraud_probability", "risk_tier", "money_at_stake", "expected_loss",
+                     "reasons", "model_version", "stored"],  # every answer has them all
         "properties": {
             "object_id": {"type": "integer"},
             "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},

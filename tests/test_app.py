@@ -352,6 +352,9 @@ def test_openapi_document_is_valid_and_follows_the_batch_limit(make_app):
     body = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["oneOf"][1]["maxItems"] == 5 and "up to 5" in spec["paths"]["/score"]["post"]["summary"]
     assert post_json(app.test_client(), [{"object_id": i} for i in range(1, 7)]).status_code == 413
+    # the answer's fields are all required (a client can rely on each), and nothing else is sent
+    answer = post_json(app.test_client(), {"object_id": 7}).json
+    assert sorted(spec["components"]["schemas"]["Score"]["required"]) == sorted(answer)
 
 
 def test_security_headers(client):

@@ -381,6 +381,15 @@ def test_cost_settings_no_cut_can_use_stop_training_before_it_starts(monkeypatch
     assert f"error: {name}=" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "²"])
+def test_a_thread_count_that_cannot_be_used_stops_training_before_it_starts(monkeypatch, capsys, value):
+    monkeypatch.setenv("MODEL_THREADS", value)
+    assert model.main(["--quick", "--n", "300", "--out", "/nonexistent/never.pkl"]) == 2
+    assert f"error: MODEL_THREADS={value!r} is not a whole number of at least 1" in capsys.readouterr().err
+    monkeypatch.setenv("MODEL_THREADS", " 2 ")
+    assert model.model_threads() == 2
+
+
 def test_reason_strings_are_plain_language(tiny_model, fresh_events):
     for reasons in tiny_model.explain(fresh_events[:30]):
         for reason in reasons:
