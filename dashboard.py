@@ -868,6 +868,10 @@ def queue_filters(args) -> dict:
     q = args.get("q", "").strip()
     if q:
         filters["q"] = q[:200]
+    for key in ("organiser", "domain"):  # exact matches (an event page's links)
+        value = args.get(key, "").strip()
+        if value:
+            filters[key] = value[:db.MATCH_CHARS]
     return filters
 
 
@@ -1047,18 +1051,19 @@ def open_by_others(object_ids) -> dict[int, list[dict]]:
 
 
 def related_searches(prediction: dict, record: dict) -> list[tuple[str, str, str]]:
-    """(id, link text, queue URL) searching every tier for this event's organiser and, unless it
-    is a free-mail one, its email domain: one fraudster often runs several events. The queue's
-    search matches part of a name, organiser or email domain (its first 200 characters)."""
+    """(id, link text, queue URL) listing every tier's events by this event's organiser and,
+    unless it is a free-mail one, with its email domain: one fraudster often runs several events.
+    Exact matches (case and surrounding spaces aside), not parts of other names: "Or Institute"
+    does not list "Cor Institute", nor "acme.com" "notacme.com"."""
     links = []
     organiser = features.to_text(prediction.get("org_name") or record.get("org_name")).strip()
     if organiser:
         links.append(("related-organiser", "events by this organiser",
-                      url_for("dashboard.queue", tier="all", q=organiser[:200])))
+                      url_for("dashboard.queue", tier="all", organiser=organiser[:db.MATCH_CHARS])))
     domain = features.email_domain({"email_domain": prediction.get("email_domain") or record.get("email_domain")})
     if domain and domain not in features.FREEMAIL_DOMAINS:
         links.append(("related-domain", f"events with the email domain {domain}",
-                      url_for("dashboard.queue", tier="all", q=domain[:200])))
+                      url_for("dashboard.queue", tier="all", domain=domain[:db.MATCH_CHARS])))
     return links
 
 

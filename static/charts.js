@@ -78,9 +78,9 @@
       .text(function (c) { return c; });
   }
 
-  function thinTicks(domain, most) {
-    var step = Math.max(1, Math.ceil(domain.length / most));
-    return domain.filter(function (_, i) { return i % step === 0; });
+  function thinTicks(domain, most) {  // every step-th label, counted back from the last (today)
+    var step = Math.max(1, Math.ceil(domain.length / most)), last = domain.length - 1;
+    return domain.filter(function (_, i) { return (last - i) % step === 0; });
   }
 
   function shortDay(day) { return String(day).slice(5, 10); }  // "2024-05-03" -> "05-03"
@@ -152,9 +152,12 @@
         })
         .text(function (b) { return opts.format(totalOf(b)); });
     }
-    showNumbers(container, [opts.bandTitle].concat(series.map(function (s) { return LABELS[s]; }), ["Total"]),
-      table.map(function (e) {
-        var cells = series.map(function (s) { return e[s]; });
+    // The table lists series in the legend's order (tiers high first) and days newest first.
+    var columns = opts.series === TIERS ? series.slice().reverse() : series;
+    var tableRows = opts.newestFirst ? table.slice().reverse() : table;
+    showNumbers(container, [opts.bandTitle].concat(columns.map(function (s) { return LABELS[s]; }), ["Total"]),
+      tableRows.map(function (e) {
+        var cells = columns.map(function (s) { return e[s]; });
         return [(opts.rowLabel || opts.bandLabel || String)(e.band)]
           .concat(cells.map(opts.format), [opts.format(d3.sum(cells))]);
       }));
@@ -177,7 +180,7 @@
     }
     stackedBars(container, data.rows, {
       band: "day", key: "tier", value: "count", series: TIERS, classPrefix: "tier-",
-      format: count, bandLabel: shortDay, rowLabel: String, bandTitle: "Day (UTC)", valueLabel: "events"
+      format: count, bandLabel: shortDay, rowLabel: String, newestFirst: true, bandTitle: "Day (UTC)", valueLabel: "events"
     });
   }
 
@@ -232,10 +235,10 @@
     f.plot.append("g").attr("class", "axis").call(d3.axisLeft(y).ticks(6).tickFormat(siFormat));
     f.svg.append("text").attr("class", "axis-label").attr("x", MARGIN.left + f.width / 2).attr("y", HEIGHT - 6)
       .attr("text-anchor", "middle").text("probability of fraud");
-    showNumbers(container, ["Probability of fraud", "Low tier", "Medium tier", "High tier", "All"],
+    showNumbers(container, ["Probability of fraud", "High tier", "Medium tier", "Low tier", "All"],
       bins.map(function (b) {
         return [percent(b.bin_start) + "–" + percent(b.bin_end)]
-          .concat(TIERS.map(function (t) { return count(b[t] || 0); }), [count(b.count)]);
+          .concat(["high", "medium", "low"].map(function (t) { return count(b[t] || 0); }), [count(b.count)]);
       }));
   }
 
@@ -256,7 +259,7 @@
     }
     stackedBars(container, data.rows, {
       band: "day", key: "status", value: "count", series: REVIEW_STATUSES, classPrefix: "status-",
-      format: count, bandLabel: shortDay, rowLabel: String, bandTitle: "Day first received (UTC)", valueLabel: "events"
+      format: count, bandLabel: shortDay, rowLabel: String, newestFirst: true, bandTitle: "Day first received (UTC)", valueLabel: "events"
     });
   }
 

@@ -41,8 +41,18 @@
   });
 
   // A decision sent back with its note kept (not applied, refused): show the note, ready to edit.
+  // Why it was not applied sits at the top of the page, out of sight on a phone: say it again
+  // just above the note (a copy of the warnings; the originals stay where screen readers met them).
   var kept = document.querySelector("[data-kept]");
   if (kept) {
+    var reasons = document.querySelectorAll(".flashes .flash-warning, .flashes .flash-error");
+    if (reasons.length) {
+      var copy = document.createElement("ul");
+      copy.className = "flashes kept-reasons";
+      Array.prototype.forEach.call(reasons, function (item) { copy.appendChild(item.cloneNode(true)); });
+      var before = kept.closest(".bulk-bar") || (kept.labels && kept.labels[0]) || kept;
+      before.parentNode.insertBefore(copy, before);
+    }
     kept.scrollIntoView({block: "center"});
     kept.focus({preventScroll: true});
   }

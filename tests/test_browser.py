@@ -354,12 +354,16 @@ def _check_chart_numbers(session, page):
 
     histogram = _json(session, "/api/charts/probabilities?bins=20")["bins"]
     rows = _numbers(page, "chart-histogram")
-    assert rows[0] == ["Probability of fraud", "Low tier", "Medium tier", "High tier", "All"]
+    assert rows[0] == ["Probability of fraud", "High tier", "Medium tier", "Low tier", "All"]  # as the legend
     assert [[int(c.replace(",", "")) for c in r[1:]] for r in rows[1:]] == [
-        [b["low"], b["medium"], b["high"], b["count"]] for b in histogram]
+        [b["high"], b["medium"], b["low"], b["count"]] for b in histogram]
     scored = _json(session, "/api/charts/scored-over-time?days=30")["rows"]
     rows = _numbers(page, "chart-scored")
-    days = sorted({r["day"] for r in scored})
+    last_tick = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#chart-scored g.axis')[0].querySelectorAll('.tick text')).pop().textContent")
+    assert last_tick == max(r["day"] for r in scored)[5:10]  # today's bar is labelled
+    days = sorted({r["day"] for r in scored}, reverse=True)  # newest first
+    assert rows[0] == ["Day (UTC)", "High", "Medium", "Low", "Total"]
     assert [r[0] for r in rows[1:]] == days
     assert sum(int(r[-1].replace(",", "")) for r in rows[1:]) == sum(r["count"] for r in scored)
     # the what-if table follows the sliders with the figures above it
@@ -378,6 +382,16 @@ def _check_chart_numbers(session, page):
     assert rows[3][-1] == "0" and f"{reviewed:,}" == page.text_content("#m-reviewed")
     page.click("#whatif-reset")
 
+    # on a phone, an open table scrolls in its panel: the page does not widen
+    phone = session["context"].new_page()
+    phone.set_viewport_size({"width": 390, "height": 800})
+    phone.goto(session["url"] + "/charts")
+    phone.wait_for_selector("#chart-money-numbers table", state="attached")
+    for chart in ("chart-money", "chart-status", "chart-histogram"):
+        phone.click(f"#{chart} + .legend + details summary")
+    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390
+    phone.close()
+
 
 def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(session):
     page, engine = session["page"], session["engine"]
@@ -386,13 +400,12 @@ def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(se
     db.note_open(engine, target, "bob")
     page.goto(session["url"] + "/queue?tier=high")
     marker = page.locator(f'tr[data-object-id="{target}"] .open-by')
-    assert marker.is_visible() and marker.text_content() == "open by bob"
-    assert marker.get_attribute("title") == "Opened by bob just now"
+    assert marker.is_visible() and marker.text_content() == "open by bob (just now)"
     page.click(f'tr[data-object-id="{target}"] a.event-name')
     notice = page.locator("#open-by-others")
     assert notice.is_visible()
     assert re.sub(r"\s+", " ", notice.text_content()) == (
-        "Also open by bob (just now), who has not decided on it yet: check with them before you start.")
+        "Also open by bob (opened just now): they may be reviewing it too. Check with them before you decide.")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "event-open-by-colleague.png"))
     with engine.begin() as conn:  # bob's opening would mark this event for the tests after this one
@@ -505,6 +518,31 @@ def test_a_long_note_is_counted_kept_whole_and_refused_whole(session):
     assert db.reviews_for(engine, object_id) == trail  # nothing saved
     page.fill("#note", "Rang the venue; nobody there.")
     assert "29 / 2,000 characters" == counter.text_content()
+
+
+def _in_view(page, selector: str) -> bool:
+    return page.eval_on_selector(selector, """e => { const r = e.getBoundingClientRect();
+        return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }""")
+
+
+def test_on_a_phone_a_decision_not_applied_says_why_beside_the_kept_note(session):
+    """A colleague decided first: the page scrolls to the kept note, so the reason, at the top of
+    a long page, is said again just above it, in view."""
+    page, engine = session["context"].new_page(), session["engine"]
+    page.set_viewport_size({"width": 390, "height": 800})
+    rows, _ = db.queue(engine, tier="low", filters={"status": "unreviewed"}, per_page=3)
+    object_id = rows[2]["object_id"]
+    page.goto(session["url"] + f"/events/{object_id}")
+    db.add_review(engine, [object_id], "cleared", "bob")  # meanwhile
+    page.fill("#note", "organiser could not be reached")
+    page.click("#decision button[value=flagged_fraud]")
+    page.wait_for_selector(".kept-reasons .flash-warning")
+    assert page.text_content(".kept-reasons .flash-warning") == page.text_content(".flashes .flash-warning")
+    assert "bob" in page.text_content(".kept-reasons .flash-warning")
+    assert not _in_view(page, "main > .flashes")  # the original, at the top, is out of sight
+    assert _in_view(page, ".kept-reasons") and _in_view(page, "#note")
+    assert page.input_value("#note") == "organiser could not be reached"
+    page.close()
 
 
 def test_the_queue_reads_as_cards_on_a_phone(session):

@@ -536,22 +536,31 @@ def _link(page: str, link_id: str) -> str | None:
 
 
 def test_event_page_links_to_the_organisers_other_events(alice, dash_engine, scored_pairs):
-    """One fraudster often runs several events: the event page searches every tier for them."""
+    """One fraudster often runs several events: the event page lists the organiser's and the
+    email domain's events in every tier, exactly those: not another organiser whose name
+    contains this one, nor a domain ending in this one (an analyst may flag the whole list)."""
     raw, score = (dict(x) for x in scored_pairs[3])
-    pairs = []
-    for n, (object_id, tier) in enumerate([(990000031, "low"), (990000032, "high"), (990000033, "medium")]):
-        pairs.append(({**raw, "object_id": object_id, "org_name": "Ticketing Ltd & Sons <x>" if n < 2 else "Other Org",
-                       "email_domain": "Sons-Events.example" if n < 2 else "gmail.com"},
-                      {**score, "object_id": object_id, "risk_tier": tier}))
-    db.save_scores(dash_engine, pairs)
+    events = [  # object id, tier, organiser, email domain
+        (990000031, "low", "Ticketing Ltd & Sons <x>", "Sons-Events.example"),
+        (990000032, "high", " ticketing ltd & sons <x> ", "sons-events.example"),  # case and spaces aside
+        (990000033, "medium", "Other Org", "gmail.com"),
+        (990000034, "high", "Big Ticketing Ltd & Sons <x> Two", "notsons-events.example"),
+        (990000035, "low", "Another", "bob@sons-events.example"),  # a whole address slipped in
+    ]
+    db.save_scores(dash_engine, [({**raw, "object_id": i, "org_name": org, "email_domain": domain},
+                                  {**score, "object_id": i, "risk_tier": tier}) for i, tier, org, domain in events])
     page = alice.get("/events/990000031").get_data(as_text=True)
     organiser, domain = _link(page, "related-organiser"), _link(page, "related-domain")
-    assert parse_qs(urlsplit(organiser).query) == {"tier": ["all"], "q": ["Ticketing Ltd & Sons <x>"]}
-    assert parse_qs(urlsplit(domain).query)["q"] == ["sons-events.example"]
-    for url in (organiser, domain):  # both find this event and its sibling in another tier, not the third
+    assert parse_qs(urlsplit(organiser).query) == {"tier": ["all"], "organiser": ["Ticketing Ltd & Sons <x>"]}
+    assert parse_qs(urlsplit(domain).query) == {"tier": ["all"], "domain": ["sons-events.example"]}
+    for url, expected in ((organiser, {990000031, 990000032}), (domain, {990000031, 990000032, 990000035})):
         found = alice.get(url).get_data(as_text=True)
-        assert "/events/990000031" in found and "/events/990000032" in found
-        assert "/events/990000033" not in found
+        assert {int(i) for i in re.findall(r'data-object-id="(\d+)"', found)} == expected, url
+        assert 'id="active-filters"' in found  # the page says the list is filtered, and how to undo it
+    found = alice.get(organiser).get_data(as_text=True)
+    assert "by the organiser <strong>Ticketing Ltd &amp; Sons &lt;x&gt;</strong>" in found
+    # the filter form keeps it when another filter changes
+    assert '<input type="hidden" name="organiser" value="Ticketing Ltd &amp; Sons &lt;x&gt;">' in found
     # a free-mail domain is shared by strangers: no link for it
     page = alice.get("/events/990000033").get_data(as_text=True)
     assert _link(page, "related-organiser") and _link(page, "related-domain") is None
@@ -820,7 +829,7 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     assert "open by bob" in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
     assert "open by" not in _queue_row(queue, stale)
     page = alice.get(f"/events/{target}").get_data(as_text=True)
-    assert re.search(r'id="open-by-others"[^>]*>Also open by\s+<strong>bob</strong> \(just now\)', page)
+    assert re.search(r'id="open-by-others"[^>]*>Also open by\s+<strong>bob</strong> \(opened just now\):', page)
     assert "open by alice" in _queue_row(bob.get("/queue?tier=high").get_data(as_text=True), target)
 
     # bob decides; the page confirming his decision is not a new opening

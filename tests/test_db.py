@@ -672,6 +672,26 @@ def test_search_and_currency_filter_take_what_the_stored_text_can_hold(engine):
     assert db.tier_summary(engine, {"q": "a\x00"}) is not None
 
 
+def test_organiser_and_domain_filters_match_exactly_and_digits_search_names_too(engine):
+    """The event page's "events by this organiser" list: the same organiser (case and
+    surrounding whitespace aside, beyond ASCII too), never one whose name contains it; the same
+    email domain, or an address at it, never one ending in it. Digits search ids and names."""
+    events = {1: ("Or Institute", "acme.com"), 2: ("OR INSTITUTE\u00a0", "ACME.com "), 3: ("Cor Institute", "notacme.com"),
+              4: ("Or Institute of Art", "acme.com.au"), 5: ("ÉCOLE Ωmega", "bob@acme.com"), 6: ("école ωmega", "x_acme.com"),
+              7: ("2013", "2013.example"), 2013: ("Gala", "gala.example")}
+    db.save_scores(engine, [(raw(i, org_name=org, email_domain=d, name=f"Night {i}"), score(i))
+                            for i, (org, d) in events.items()])
+    found = lambda **f: sorted(r["object_id"] for r in db.queue(engine, filters=f, per_page=50)[0])  # noqa: E731
+    assert found(organiser="Or Institute") == [1, 2] == found(organiser="  or institute ")
+    assert found(organiser="école ΩMEGA") == [5, 6]
+    assert found(organiser="Institute") == [] and found(organiser="%") == []
+    assert found(domain="acme.com") == [1, 2, 5] == found(domain="bob@ACME.COM")
+    assert found(domain="_acme.com") == [] and found(domain="acme") == []
+    assert found(organiser="Or Institute", domain="acme.com") == [1, 2]
+    assert db.tier_summary(engine, {"organiser": "Or Institute"})["medium"]["count"] == 2
+    assert found(q="2013") == [7, 2013] and found(q="#2013") == [2013]
+
+
 def test_queue_filters(engine):
     events = seed_dashboard(engine)
     rows, total = db.queue(engine, filters={"status": "flagged_fraud"}, per_page=500)
