@@ -201,7 +201,8 @@ def dashboard_json_endpoints(database_url, model_path) -> list[str]:
 
 
 def bench_dashboard(database_url, model_path, workdir, results, label, runs=20):
-    """p50 of the queue page and each chart endpoint, signed in, with the stored events."""
+    """p50 of the queue page, each chart endpoint and the page of the queue's first event (which
+    records the opening and finds the next event to review), signed in, with the stored events."""
     from werkzeug.security import generate_password_hash
 
     engine = db.make_engine(database_url)
@@ -215,7 +216,9 @@ def bench_dashboard(database_url, model_path, workdir, results, label, runs=20):
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login.text).group(1)
         session.post(f"{base}/login", data={"name": name, "password": password,
                                             "csrf_token": token}, timeout=30).raise_for_status()
-        for path in ["/"] + dashboard_json_endpoints(database_url, model_path):
+        top = db.queue(engine, tier="high", per_page=1)[0][0]["object_id"]
+        event_page = f"/events/{top}?back=%2Fqueue%3Ftier%3Dhigh"
+        for path in ["/", event_page] + dashboard_json_endpoints(database_url, model_path):
             timings = []
             for _ in range(runs):
                 started = time.perf_counter()
@@ -328,7 +331,9 @@ def format_table(r: dict, args) -> str:
     for key, value in r.items():
         if key.startswith("dash_"):
             _, store, path = key.split("_", 2)
-            lines.append(f"| dashboard {path} p50 ({store}, {args.batch:,}+ events) | {value:.1f} ms | ≤ 150 ms |")
+            page = "/events/<first in the queue>" if path.startswith("/events/") else path
+            target = "" if path.startswith("/events/") else "≤ 150 ms"
+            lines.append(f"| dashboard {page} p50 ({store}, {args.batch:,}+ events) | {value:.1f} ms | {target} |")
     for store in ("sqlite", "postgres"):
         if f"rss_{store}_mb" in r:
             lines.append(f"| peak RSS of one worker ({store}) | {r[f'rss_{store}_mb']:.0f} MB | ≤ 350 MB |")

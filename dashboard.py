@@ -843,8 +843,9 @@ def logout():
 # --------------------------------------------------------------------------- the queue
 
 
-def queue_filters(args) -> dict:
-    """The queue's filters from the query string, cleaned; unknown values are dropped."""
+def queue_filters(args, say=flash) -> dict:
+    """The queue's filters from the query string, cleaned; unknown values are dropped, and
+    dates it cannot use are pointed out through ``say`` (a message on the page)."""
     filters = {}
     status = args.get("status", "")
     if status in STATUS_LABELS and status != "note":
@@ -855,9 +856,9 @@ def queue_filters(args) -> dict:
             try:
                 filters[key] = dt.date.fromisoformat(value).isoformat()
             except ValueError:
-                flash(f"Ignored the date '{value[:20]}': use the form YYYY-MM-DD.", "warning")
+                say(f"Ignored the date '{value[:20]}': use the form YYYY-MM-DD.", "warning")
     if filters.get("date_from", "") > filters.get("date_to", "9999"):
-        flash(f"The dates are the wrong way round: first received from {filters['date_from']} to "
+        say(f"The dates are the wrong way round: first received from {filters['date_from']} to "
               f"{filters['date_to']} holds no day, so no event matches. Swap them.", "warning")
     currency = args.get("currency", "").strip().upper()
     if re.fullmatch(r"[A-Z]{3}", currency):
@@ -883,13 +884,13 @@ def _int_arg(args, name: str, default: int, low: int, high: int) -> int:
         return default
 
 
-def _queue_state(args) -> dict:
+def _queue_state(args, say=flash) -> dict:
     """Everything that defines one view of the queue: tier, filters, sort, page."""
     tier = args.get("tier", "high")
     sort = args.get("sort", "expected_loss")
     return {
         "tier": tier if tier in TIERS else ("all" if tier == "all" else "high"),
-        "filters": queue_filters(args),
+        "filters": queue_filters(args, say),
         "sort": sort if sort in SORTS else "expected_loss",
         "order": "asc" if args.get("order") == "asc" else "desc",
         "page": _int_arg(args, "page", 1, 1, 100000),
@@ -1013,8 +1014,21 @@ def _event_page(object_id: int, back: str | None, note: str = "", opening: bool 
         acct_type=acct_type, acct_is_fraud=dataset.is_fraud(acct_type),
         serving_model_version=current_app.extensions["fraud_model"].version,
         back_url=back or url_for("dashboard.queue"), back=back or "", note=note,
-        related=related_searches(prediction, record),
+        related=related_searches(prediction, record), next_event=next_to_review(prediction, back),
     )
+
+
+def next_to_review(prediction: dict, back: str | None) -> dict:
+    """What to open after this event: the unreviewed event with the largest expected loss that
+    no colleague has open, in the tier and filters of the queue the analyst came from (this
+    event's tier when that queue showed all tiers, or none). {tier, row} with row None when
+    there is none left."""
+    state = _queue_state(MultiDict(parse_qsl(urlsplit(back).query)), say=lambda *_: None) if back else None
+    tier = state["tier"] if state and state["tier"] in TIERS else prediction["risk_tier"]
+    filters = {k: v for k, v in (state["filters"] if state else {}).items() if k != "status"}
+    row = db.next_to_review(current_app.extensions["db_engine"], tier, filters, prediction["object_id"],
+                            current_user.name, time.time() - OPEN_SHOWN_SECONDS)
+    return {"tier": tier, "filtered": bool(filters), "row": row}
 
 
 # How long a colleague's opening of an event is shown ("open by bob, 3 minutes ago").

@@ -1057,6 +1057,23 @@ def open_by_others(engine: Engine, object_ids, analyst: str, since: float) -> di
 
 
 @_translate_errors
+def next_to_review(engine: Engine, tier: str, filters: dict | None, after_id, analyst: str,
+                   busy_since: float) -> dict | None:
+    """The unreviewed event of ``tier`` matching ``filters`` with the largest expected loss, other
+    than ``after_id`` and than events another analyst opened since ``busy_since``: {object_id,
+    name}, or None when there is none. Served by the index on (tier, status, expected loss)."""
+    p, o = PREDICTIONS.c, EVENT_OPENS.c
+    busy = select(o.object_id).where(o.opened_at >= busy_since, o.analyst != _clean_text(analyst.strip()))
+    query = (select(p.object_id, func.substr(p.name, 1, QUEUE_TEXT_MAX + 1).label("name"))
+             .where(*_filter_clauses({**(filters or {}), "status": "unreviewed"}, tier, engine.dialect.name),
+                    p.object_id != _parse_object_id(after_id), p.object_id.not_in(busy))
+             .order_by(p.expected_loss.desc(), p.object_id.desc()).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else {"object_id": int(row.object_id), "name": row.name}
+
+
+@_translate_errors
 def reviews_for(engine: Engine, object_id) -> list[dict]:
     """The audit trail of one event, newest first."""
     query = select(REVIEWS).where(REVIEWS.c.object_id == _parse_object_id(object_id)).order_by(REVIEWS.c.id.desc())

@@ -858,6 +858,38 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     assert bob.get(f"/events/{other}").status_code == 200
 
 
+def test_the_event_page_offers_the_costliest_unreviewed_event_nobody_else_has_open(dash_app, dash_engine):
+    """Triage without going back to the queue: "Next to review" on every event page, in the tier
+    and filters of the queue the analyst came from; an event a colleague has open is skipped."""
+    from urllib.parse import quote
+
+    rows, _ = db.queue(dash_engine, tier="high", filters={"status": "unreviewed"}, per_page=4)
+    first, second, third, fourth = (r["object_id"] for r in rows)
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    back = "/queue?tier=high&sort=money&order=asc&page=2"  # wherever she came from, the next is the costliest
+    event = lambda client, i: client.get(f"/events/{i}?back={quote(back)}").get_data(as_text=True)  # noqa: E731
+    next_of = lambda page: int(re.search(r"/events/(\d+)", _link(page, "next-event")).group(1))  # noqa: E731
+    page = event(alice, first)
+    assert next_of(page) == second
+    assert parse_qs(urlsplit(_link(page, "next-event")).query)["back"] == [back]  # back to the same queue
+    event(bob, second)  # bob has it open: skip it
+    assert next_of(event(alice, first)) == third
+    decided = alice.post(f"/events/{first}/review", data={"action": "cleared", "expected_review_id": "", "back": back},
+                         follow_redirects=True).get_data(as_text=True)
+    assert db.get_prediction(dash_engine, first)["review_status"] == "cleared"
+    assert next_of(decided) == third  # the page confirming the decision offers the next one
+    assert next_of(event(alice, third)) == fourth  # never the event itself, nor one decided
+    # the queue's filters hold; with none left, the page says so
+    nowhere = alice.get(f"/events/{first}?back={quote('/queue?tier=high&currency=XYZ')}").get_data(as_text=True)
+    assert _link(nowhere, "next-event") is None
+    assert "No other unreviewed high-risk event matching the queue’s filters is waiting." in nowhere
+    # from a queue of all tiers, the next is in the event's own tier
+    low = db.queue(dash_engine, tier="low", filters={"status": "unreviewed"}, per_page=2)[0]
+    page = alice.get(f"/events/{low[0]['object_id']}?back={quote('/queue?tier=all')}").get_data(as_text=True)
+    assert next_of(page) == low[1]["object_id"]
+
+
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()

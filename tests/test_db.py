@@ -398,6 +398,23 @@ def test_who_has_an_event_open(engine):
         assert conn.exec_driver_sql("SELECT count(*) FROM event_opens WHERE analyst = 'ann'").scalar_one() == 1
 
 
+def test_next_to_review_is_the_costliest_unreviewed_event_nobody_else_has_open(engine):
+    losses = {1: 500.0, 2: 900.0, 3: 700.0, 4: 800.0, 5: 950.0, 6: 990.0}
+    db.save_scores(engine, [(raw(i, currency="GBP" if i != 3 else "USD"),
+                             {**score(i, tier="high" if i < 6 else "medium"), "expected_loss": loss})
+                            for i, loss in losses.items()])
+    db.add_review(engine, [5], "needs_info", "ann")  # decided: not next
+    nxt = lambda after, **kw: (db.next_to_review(engine, "high", kw or None, after, "ann", T0 - 900) or {}).get("object_id")  # noqa: E731
+    assert nxt(1) == 2 and nxt(2) == 4
+    db.note_open(engine, 2, "bob", now=T0)  # a colleague has it open
+    db.note_open(engine, 4, "ann", now=T0)  # her own opening does not hide it from her
+    assert nxt(1) == 4
+    db.note_open(engine, 4, "cy", now=T0 - 3600)  # opened long ago: not busy
+    assert nxt(1) == 4 and nxt(4) == 3
+    assert nxt(1, currency="USD") == 3 and nxt(3, currency="USD") is None
+    assert db.next_to_review(engine, "medium", None, 1, "ann", T0 - 900) == {"object_id": 6, "name": "Spring Gala"}
+
+
 def test_stale_decision_is_a_conflict_not_an_overwrite(engine):
     db.save_scores(engine, [(raw(1), score(1)), (raw(2), score(2))])
     seen = {1: db.get_prediction(engine, 1)["last_review_id"], 2: None}  # ann opens the queue
