@@ -624,11 +624,18 @@ def test_keyboard_users_can_skip_the_filters_to_the_events(session):
         page.goto(session["url"] + "/queue?tier=high")
         page.wait_for_selector("#queue-table")
         assert page.locator(".skip-link").bounding_box()["x"] < 0  # out of sight until focused
-        page.focus(".skip-link")
+        page.keyboard.press("Tab")  # the first stop on the page, before the top bar's links
+        assert page.evaluate("document.activeElement.classList.contains('skip-link')")
         assert page.locator(".skip-link").bounding_box()["x"] >= 0
         page.keyboard.press("Enter")
         page.keyboard.press("Tab")
         assert page.evaluate("!!document.activeElement.closest('#queue-table')")
         assert page.get_attribute("#selected-count", "role") == "status"  # ticks are announced
+        # every other page skips the top bar to its content
+        page.goto(session["url"] + "/charts")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.getAttribute('href')") == "#main"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main"
     finally:
         page.close()
