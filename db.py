@@ -1060,10 +1060,15 @@ def open_by_others(engine: Engine, object_ids, analyst: str, since: float) -> di
 def next_to_review(engine: Engine, tier: str, filters: dict | None, after_id, analyst: str,
                    busy_since: float) -> dict | None:
     """The unreviewed event of ``tier`` matching ``filters`` with the largest expected loss, other
-    than ``after_id`` and than events another analyst opened since ``busy_since``: {object_id,
-    name}, or None when there is none. Served by the index on (tier, status, expected loss)."""
+    than ``after_id`` and than the event each other analyst opened last, if since ``busy_since``
+    (one works on one event at a time: those they opened before it, skimming, stay on offer):
+    {object_id, name}, or None when there is none. Served by the index on (tier, status,
+    expected loss)."""
     p, o = PREDICTIONS.c, EVENT_OPENS.c
-    busy = select(o.object_id).where(o.opened_at >= busy_since, o.analyst != _clean_text(analyst.strip()))
+    latest = EVENT_OPENS.alias("latest")
+    their_last = select(func.max(latest.c.opened_at)).where(latest.c.analyst == o.analyst).scalar_subquery()
+    busy = select(o.object_id).where(o.opened_at >= busy_since, o.analyst != _clean_text(analyst.strip()),
+                                     o.opened_at == their_last)
     query = (select(p.object_id, func.substr(p.name, 1, QUEUE_TEXT_MAX + 1).label("name"))
              .where(*_filter_clauses({**(filters or {}), "status": "unreviewed"}, tier, engine.dialect.name),
                     p.object_id != _parse_object_id(after_id), p.object_id.not_in(busy))

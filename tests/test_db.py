@@ -412,6 +412,8 @@ def test_next_to_review_is_the_costliest_unreviewed_event_nobody_else_has_open(e
     db.note_open(engine, 4, "cy", now=T0 - 3600)  # opened long ago: not busy
     assert nxt(1) == 4 and nxt(4) == 3
     assert nxt(1, currency="USD") == 3 and nxt(3, currency="USD") is None
+    db.note_open(engine, 3, "bob", now=T0 + 5)  # bob moved on: only the event he opened last is his
+    assert nxt(1) == 2 and nxt(2) == 4
     assert db.next_to_review(engine, "medium", None, 1, "ann", T0 - 900) == {"object_id": 6, "name": "Spring Gala"}
 
 
