@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -67,17 +70,40 @@ def export_labels_command(out: str):
 
 @click.command("backup")
 @with_appcontext
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
+@click.option("--out", type=click.Path(dir_okay=False),
               help="new file for the copy (SQLite: a database file; Postgres: a pg_dump custom-format file)")
-def backup_command(out: str):
+@click.option("--dir", "directory", type=click.Path(file_okay=False),
+              help="a folder: the copy is named fraud-triage-<UTC time>.db (or .dump) there")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="with --dir: then delete all but the newest KEEP copies this command made there")
+def backup_command(out: str | None, directory: str | None, keep: int | None):
     """Copy the whole database (events, decisions, analysts) while the service runs."""
+    if (out is None) == (directory is None):
+        raise click.UsageError("give --out FILE or --dir FOLDER")
+    if keep is not None and directory is None:
+        raise click.UsageError("--keep needs --dir")
+    engine = current_app.extensions["db_engine"]
+    if directory is not None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        out = str(Path(directory) / f"{BACKUP_PREFIX}{stamp}{'.db' if engine.dialect.name == 'sqlite' else '.dump'}")
     try:
-        counts = db.backup(current_app.extensions["db_engine"], out)
+        counts = db.backup(engine, out)
     except (FileExistsError, RuntimeError) as exc:  # DatabaseUnavailable is a RuntimeError
         raise click.ClickException(str(exc)) from exc
     click.echo(f"backed up to {out}: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    if keep is not None:
+        made = sorted((p for p in Path(directory).iterdir() if BACKUP_NAME.fullmatch(p.name)),
+                      key=lambda p: p.name, reverse=True)
+        for old in made[keep:]:  # the names sort by time
+            old.unlink()
+            click.echo(f"deleted the older copy {old}")
     waiting = current_app.extensions["score_writer"].spool.depth()
     if waiting:
         click.echo(f"{waiting} events wait in the spool ({current_app.extensions['score_writer'].spool.path}) "
                    "and are not in this backup: the service writes them to the database once it is reachable",
                    err=True)
+
+
+# Copies `backup --dir` makes, and the only files its --keep deletes.
+BACKUP_PREFIX = "fraud-triage-"
+BACKUP_NAME = re.compile(rf"{BACKUP_PREFIX}\d{{8}}T\d{{6}}Z\.(db|dump)")

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Installs fraud-triage on a fresh Debian 12 / Ubuntu 24.04 VM: Postgres, the app, its model,
-# /etc/fraud-triage.env, a systemd unit (gunicorn on loopback) behind nginx; then smoke-tests
-# it. Use it as user-data (edit the defaults below) or run it as root with parameters in the
-# environment. Re-runs upgrade and keep the secrets. Test mode: deploy/README.md.
+# Installs fraud-triage on a Debian 12 / Ubuntu 24.04 VM: Postgres, app, model, env file,
+# systemd units (gunicorn on loopback; a daily backup) behind nginx; then smoke-tests it.
+# User-data (edit the defaults) or run as root with parameters in the environment. Re-runs
+# upgrade and keep secrets. Test mode: deploy/README.md.
 set -Eeuo pipefail
 
 # ---- Parameters (the environment wins)
@@ -100,7 +100,6 @@ check_python() {
 # ---- Packages, user, code
 
 install_packages() {
-  # Python with venv, git, curl, nginx and (usually) Postgres.
   local packages=(python3 python3-venv git curl ca-certificates nginx)
   use_sqlite_or_given_db || packages+=(postgresql)
   log "installing packages: ${packages[*]}"
@@ -123,7 +122,7 @@ fetch_app() {
     if [ -d "$APP_DIR/.git" ]; then
       log "updating $APP_DIR to $REPO_REF"
       git -C "$APP_DIR" fetch -q --depth 1 origin "$REPO_REF"
-      # Deployed trees have no local edits; generated dirs are kept.
+      # No local edits; generated dirs stay.
       git -C "$APP_DIR" reset -q --hard FETCH_HEAD
     else
       log "cloning $REPO_URL ($REPO_REF) into $APP_DIR"
@@ -137,9 +136,9 @@ fetch_app() {
 }
 
 make_writable_dirs() {
-  # Only these directories are writable by the app (ReadWritePaths).
+  # The app's only writable dirs (ReadWritePaths).
   local dir
-  # systemd makes /run/fraud-triage for the service; test mode needs its own.
+  # Test mode: systemd makes none.
   is_on "$SKIP_SYSTEMD" && mkdir -p "$RUN_DIR"
   for dir in "${WRITABLE_DIRS[@]}"; do
     if is_on "$SKIP_USER"; then
@@ -152,7 +151,7 @@ make_writable_dirs() {
 }
 
 install_python_deps() {
-  # A venv beside the code; re-runs only install what changed.
+  # A venv beside the code.
   [ -x "$VENV_DIR/bin/python" ] || "$PYTHON" -m venv "$VENV_DIR"
   log "pip install -r requirements.txt into $VENV_DIR"
   "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check -r "$APP_DIR/requirements.txt"
@@ -182,7 +181,7 @@ local_db_password() {
 }
 
 psql_admin() {
-  # psql as the postgres superuser; stops at the first error.
+  # psql as postgres; stops at the first error.
   runuser -u postgres -- psql -X -p "$DB_PORT" -v ON_ERROR_STOP=1 -qtA "$@"
 }
 
@@ -341,7 +340,7 @@ render_unit() {
     -e "s#^User=fraud\$#User=$APP_USER#" \
     -e "s#^Group=fraud\$#Group=$APP_USER#" \
     -e "s#127\.0\.0\.1:8000#127.0.0.1:$APP_PORT#g" \
-    "$APP_DIR/deploy/fraud-triage.service"
+    "$APP_DIR/deploy/${1:-fraud-triage.service}"
 }
 
 render_nginx() {
@@ -356,6 +355,8 @@ install_service_files() {
   # Write the unit and nginx site; on a VM (re)start them.
   mkdir -p "$(dirname "$UNIT_FILE")" "$(dirname "$NGINX_SITE")"
   render_unit >"$UNIT_FILE"
+  render_unit fraud-triage-backup.service >"${UNIT_FILE%.service}-backup.service"
+  cp "$APP_DIR/deploy/fraud-triage-backup.timer" "${UNIT_FILE%.service}-backup.timer"
   render_nginx >"$NGINX_SITE"
   log "wrote $UNIT_FILE and $NGINX_SITE"
   is_on "$SKIP_SYSTEMD" && return 0
@@ -363,16 +364,16 @@ install_service_files() {
   rm -f /etc/nginx/sites-enabled/default
   nginx -t -q
   systemctl daemon-reload
-  systemctl enable fraud-triage.service nginx.service
+  systemctl enable fraud-triage.service nginx.service fraud-triage-backup.timer
   # restart: a re-run must load new code, model and env file.
-  systemctl restart fraud-triage.service
+  systemctl restart fraud-triage.service fraud-triage-backup.timer
   systemctl reload-or-restart nginx.service
 }
 
 # ---- Smoke test
 
 wait_for_url() {
-  # Poll URL until it answers 2xx (at most SMOKE_TIMEOUT s, or until PID dies).
+  # Poll URL until 2xx (at most SMOKE_TIMEOUT s, or until PID dies).
   local url=$1 pid=${2:-} waited=0
   until curl -fs -m 5 -o /dev/null "$url"; do
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -394,11 +395,11 @@ stop_smoke_gunicorn() {
 }
 
 smoke_test() {
-  # /hello and /health answer: through nginx on a VM, from gunicorn in test mode.
+  # /hello and /health: through nginx on a VM, from gunicorn in test mode.
   is_on "$SMOKE_TEST" || return 0
   if is_on "$SKIP_SYSTEMD"; then
     log "test mode: starting gunicorn on 127.0.0.1:$APP_PORT"
-    # A background function is one child, which execs gunicorn: $! is gunicorn.
+    # A background function execs gunicorn: $! is gunicorn.
     app_exec "$VENV_DIR/bin/gunicorn" -c deploy/gunicorn.conf.py --bind "127.0.0.1:$APP_PORT" \
       'app:create_app()' &
     SMOKE_PID=$!

@@ -2,6 +2,7 @@
 import copy
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -102,6 +103,27 @@ def test_backup_copies_events_decisions_and_analysts_and_restores(app, tmp_path,
             assert db.get_analyst(restored, "ana")["password_hash"] == "not-a-real-hash"
         finally:
             restored.dispose()
+
+
+def test_backup_into_a_folder_keeps_the_newest_copies(app, tmp_path):
+    """What the daily timer runs: a copy named by its time, then only the newest --keep copies."""
+    _score_examples(app)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    suffix = ".db" if app.extensions["db_engine"].dialect.name == "sqlite" else ".dump"
+    older = [folder / f"fraud-triage-2026010{d}T000000Z{suffix}" for d in (1, 2, 3)]
+    for path in older:
+        path.write_text("an older copy")
+    (folder / "fraud-triage-notes.txt").write_text("not a copy: never deleted")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["backup", "--dir", str(folder), "--keep", "2"])
+    assert result.exit_code == 0, result.output
+    new = [p for p in folder.iterdir() if p not in older and p.suffix == suffix]
+    assert len(new) == 1 and re.fullmatch(r"fraud-triage-\d{8}T\d{6}Z" + suffix, new[0].name)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([new[0].name, older[2].name, "fraud-triage-notes.txt"])
+    assert f"deleted the older copy {older[0]}" in result.output
+    assert runner.invoke(args=["backup", "--keep", "2", "--out", str(tmp_path / "x")]).exit_code == 2
+    assert runner.invoke(args=["backup"]).exit_code == 2
 
 
 def test_predict_cli_prints_and_stores_once(tiny_model_path, tmp_path):

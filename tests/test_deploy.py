@@ -320,6 +320,26 @@ def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
     assert result.returncode == 0 and not findings, result.stdout + result.stderr
 
 
+def test_rendered_backup_unit_and_timer_pass_systemd_analyze_verify(tmp_path):
+    analyze = system_tool("systemd-analyze")
+    env_file = tmp_path / "etc" / "fraud-triage.env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("SECRET_KEY='x'\n")
+    service = tmp_path / "fraud-triage-backup.service"
+    service.write_text(render("render_unit fraud-triage-backup.service", PREFIX=tmp_path, VENV_DIR=sys.prefix))
+    assert "/opt/fraud-triage" not in service.read_text()
+    timer = tmp_path / "fraud-triage-backup.timer"
+    timer.write_text((DEPLOY / "fraud-triage-backup.timer").read_text())
+    for unit_path in (service, timer):
+        result = run([analyze, "verify", str(unit_path)])
+        findings = [line for line in (result.stdout + result.stderr).splitlines() if unit_path.name in line]
+        assert result.returncode == 0 and not findings, result.stdout + result.stderr
+    result = run([analyze, "security", "--offline=true", "--threshold=20", str(service)])
+    if "--offline" in result.stderr and "unrecognized" in result.stderr:
+        missing_tool("systemd-analyze security --offline needs systemd 250 or newer")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
 def test_rendered_unit_hardening_keeps_exposure_low(tmp_path):
     analyze = system_tool("systemd-analyze")
     unit_path = tmp_path / "fraud-triage.service"
@@ -681,6 +701,28 @@ def test_cloud_init_created_the_analyst_without_storing_the_password(installed):
     matching = [row for row in rows if ANALYST_NAME in row]
     assert len(matching) == 1, "exactly one analyst of that name, also after a second run"
     assert ANALYST_PASSWORD not in matching[0], "the password must be stored hashed"
+
+
+@pytest.mark.e2e
+def test_the_installed_backup_unit_makes_a_copy_without_registering(installed, tmp_path):
+    """The daily backup's command, run as systemd would run it (its folder moved to tmp_path):
+    a copy of the installed database, and no registration with the stream service even when
+    the environment file names one."""
+    assert installed["first"].returncode == 0, installed["first"].stderr
+    systemd = installed["prefix"] / "etc" / "systemd" / "system"
+    assert (systemd / "fraud-triage-backup.timer").read_text() == (DEPLOY / "fraud-triage-backup.timer").read_text()
+    unit = parse_unit((systemd / "fraud-triage-backup.service").read_text())
+    service = dict(unit["Service"])
+    env = clean_env(**parse_env_file(service["EnvironmentFile"]))
+    env.update(value.split("=", 1) for value in unit_values(unit, "Service", "Environment"))
+    env["STREAM_REGISTER_URL"] = "http://127.0.0.1:9/register"  # as an environment file may say
+    env["LOG_LEVEL"] = "DEBUG"
+    command = shlex.split(service["ExecStart"].replace("/var/lib/fraud-triage/backups", str(tmp_path)))
+    result = run(command, cwd=service["WorkingDirectory"], env=env, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    copies = list(tmp_path.glob("fraud-triage-*.db"))
+    assert len(copies) == 1 and f"backed up to {copies[0]}" in result.stdout
+    assert "127.0.0.1:9" not in result.stdout + result.stderr  # the registrar never started
 
 
 def start_unit_command(installed, tmp_path):
