@@ -307,43 +307,36 @@ def test_rendering_replaces_every_default_path_and_port(tmp_path):
     assert "listen 18080 default_server;" in nginx and "listen 18500;" in nginx
 
 
-def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
-    analyze = system_tool("systemd-analyze")
+def rendered_units(tmp_path) -> dict:
+    """The systemd units as the installer writes them (this install's paths), by name, in
+    tmp_path beside the env file they read."""
     env_file = tmp_path / "etc" / "fraud-triage.env"
     env_file.parent.mkdir(parents=True)
     env_file.write_text("SECRET_KEY='x'\n")
-    unit_path = tmp_path / "fraud-triage.service"
-    unit_path.write_text(render("render_unit", PREFIX=tmp_path, VENV_DIR=sys.prefix))
+    units = {}
+    for name in ("fraud-triage.service", "fraud-triage-backup.service"):
+        units[name] = tmp_path / name
+        units[name].write_text(render(f"render_unit {name}", PREFIX=tmp_path, VENV_DIR=sys.prefix))
+        assert "/opt/fraud-triage" not in units[name].read_text()
+    units["fraud-triage-backup.timer"] = tmp_path / "fraud-triage-backup.timer"
+    units["fraud-triage-backup.timer"].write_text((DEPLOY / "fraud-triage-backup.timer").read_text())
+    return units
+
+
+@pytest.mark.parametrize("name", ["fraud-triage.service", "fraud-triage-backup.service", "fraud-triage-backup.timer"])
+def test_rendered_units_pass_systemd_analyze_verify(tmp_path, name):
+    analyze = system_tool("systemd-analyze")
+    unit_path = rendered_units(tmp_path)[name]
     result = run([analyze, "verify", str(unit_path)])
     # verify exits 0 on unknown keys and bad values too: any message about the unit is a finding.
     findings = [line for line in (result.stdout + result.stderr).splitlines() if unit_path.name in line]
     assert result.returncode == 0 and not findings, result.stdout + result.stderr
 
 
-def test_rendered_backup_unit_and_timer_pass_systemd_analyze_verify(tmp_path):
+@pytest.mark.parametrize("name", ["fraud-triage.service", "fraud-triage-backup.service"])
+def test_rendered_unit_hardening_keeps_exposure_low(tmp_path, name):
     analyze = system_tool("systemd-analyze")
-    env_file = tmp_path / "etc" / "fraud-triage.env"
-    env_file.parent.mkdir(parents=True)
-    env_file.write_text("SECRET_KEY='x'\n")
-    service = tmp_path / "fraud-triage-backup.service"
-    service.write_text(render("render_unit fraud-triage-backup.service", PREFIX=tmp_path, VENV_DIR=sys.prefix))
-    assert "/opt/fraud-triage" not in service.read_text()
-    timer = tmp_path / "fraud-triage-backup.timer"
-    timer.write_text((DEPLOY / "fraud-triage-backup.timer").read_text())
-    for unit_path in (service, timer):
-        result = run([analyze, "verify", str(unit_path)])
-        findings = [line for line in (result.stdout + result.stderr).splitlines() if unit_path.name in line]
-        assert result.returncode == 0 and not findings, result.stdout + result.stderr
-    result = run([analyze, "security", "--offline=true", "--threshold=20", str(service)])
-    if "--offline" in result.stderr and "unrecognized" in result.stderr:
-        missing_tool("systemd-analyze security --offline needs systemd 250 or newer")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-
-
-def test_rendered_unit_hardening_keeps_exposure_low(tmp_path):
-    analyze = system_tool("systemd-analyze")
-    unit_path = tmp_path / "fraud-triage.service"
-    unit_path.write_text(render("render_unit", PREFIX=tmp_path, VENV_DIR=sys.prefix))
+    unit_path = rendered_units(tmp_path)[name]
     # systemd's own score of the sandbox, 0 (locked down) to 10 (none); ours is 1.5 today.
     result = run([analyze, "security", "--offline=true", "--threshold=20", str(unit_path)])
     if "--offline" in result.stderr and "unrecognized" in result.stderr:
