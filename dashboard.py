@@ -873,6 +873,9 @@ def queue_filters(args, say=flash) -> dict:
         value = args.get(key, "").strip()
         if value:
             filters[key] = value[:db.MATCH_CHARS]
+    decided_by = args.get("decided_by", "").strip()
+    if decided_by:  # an analyst's name: events whose latest decision is theirs
+        filters["decided_by"] = decided_by[:200]
     return filters
 
 

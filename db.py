@@ -131,7 +131,8 @@ QUEUE_TEXT_COLUMNS = ("name", "org_name", "email_domain", "country", "currency",
                       "payout_type", "acct_type")
 SORTS = ("expected_loss", "fraud_probability", "first_received_at", "money_at_stake", "event_created")
 NULLABLE_SORTS = ("event_created",)
-FILTER_KEYS = ("status", "date_from", "date_to", "currency", "country", "q", "organiser", "domain")
+FILTER_KEYS = ("status", "date_from", "date_to", "currency", "country", "q", "organiser", "domain",
+               "decided_by")
 # An organiser or email domain filter compares this many characters (a link's URL must stay short).
 MATCH_CHARS = 200
 MAX_PER_PAGE = 500
@@ -1254,6 +1255,9 @@ def _filter_clauses(filters: dict | None, tier: str | None = None, dialect_name:
     if "organiser" in filters:  # the same organiser, not one whose name contains it
         wanted = str(filters["organiser"]).strip().lower()[:MATCH_CHARS]
         clauses.append(func.substr(_folded(p.org_name, dialect_name), 1, MATCH_CHARS) == wanted)
+    if "decided_by" in filters:  # the event's latest decision is this analyst's
+        mine = select(REVIEWS.c.id).where(REVIEWS.c.analyst == _clean_text(str(filters["decided_by"]).strip()))
+        clauses.append(p.last_review_id.in_(mine))
     if "domain" in filters:  # the same domain (or a whole address at it), not one ending in it
         wanted = str(filters["domain"]).strip().lower().rsplit("@", 1)[-1][:MATCH_CHARS]
         domain = _folded(p.email_domain, dialect_name)

@@ -891,6 +891,24 @@ def test_the_event_page_offers_the_costliest_unreviewed_event_nobody_else_has_op
     assert next_of(page) == low[1]["object_id"]
 
 
+def test_the_queue_lists_my_decisions(dash_app, dash_engine):
+    rows, _ = db.queue(dash_engine, tier="high", per_page=3)
+    mine, theirs, nobody = (r["object_id"] for r in rows)
+    db.add_review(dash_engine, [mine], "flagged_fraud", "alice")
+    db.add_review(dash_engine, [theirs], "cleared", "bob")
+    alice = dash_app.test_client()
+    sign_in(alice)
+    page = alice.get("/queue?tier=high").get_data(as_text=True)
+    assert '<option value="alice">Me (alice)</option>' in page
+    page = alice.get("/queue?tier=high&decided_by=alice").get_data(as_text=True)
+    assert {int(i) for i in re.findall(r'data-object-id="(\d+)"', page)} == {mine}
+    assert '<option value="alice" selected>Me (alice)</option>' in page
+    assert re.search(r'class="tier-card[^"]*"[^>]*\s+href="[^"]*decided_by=alice', page)  # kept in its links
+    page = alice.get("/queue?tier=high&decided_by=bob").get_data(as_text=True)  # a lead checks a colleague's
+    assert {int(i) for i in re.findall(r'data-object-id="(\d+)"', page)} == {theirs}
+    assert '<option value="bob" selected>bob</option>' in page
+
+
 def test_concurrent_decisions_never_overwrite_silently(dash_app, dash_engine):
     target = _any_id(dash_engine)
     alice, bob = dash_app.test_client(), dash_app.test_client()

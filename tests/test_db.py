@@ -711,6 +711,18 @@ def test_organiser_and_domain_filters_match_exactly_and_digits_search_names_too(
     assert found(q="2013") == [7, 2013] and found(q="#2013") == [2013]
 
 
+def test_decided_by_lists_the_events_whose_latest_decision_is_that_analysts(engine):
+    db.save_scores(engine, [(raw(i), score(i)) for i in range(1, 6)])
+    db.add_review(engine, [1, 2, 3], "flagged_fraud", "ann")
+    db.add_review(engine, [2], "cleared", "bob")  # bob's decision is the latest now
+    db.add_review(engine, [3], "note", "bob", note="a note decides nothing")
+    db.add_review(engine, [4], "needs_info", "ann")
+    found = lambda **f: sorted(r["object_id"] for r in db.queue(engine, filters=f, per_page=50)[0])  # noqa: E731
+    assert found(decided_by="ann") == [1, 3, 4] and found(decided_by="bob") == [2]
+    assert found(decided_by="ann", status="flagged_fraud") == [1, 3] and found(decided_by="cy") == []
+    assert db.tier_summary(engine, {"decided_by": "ann"})["medium"]["count"] == 3
+
+
 def test_queue_filters(engine):
     events = seed_dashboard(engine)
     rows, total = db.queue(engine, filters={"status": "flagged_fraud"}, per_page=500)
