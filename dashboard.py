@@ -137,7 +137,7 @@ def init_app(app: Flask) -> None:
         money=format_money, when=format_datetime, day=format_date, yesno=format_bool,
         probability=format_probability, number=format_number, dash=format_missing,
         status_label=status_label, or_blank=format_or_blank, verbatim=Verbatim, priced_in=priced_in,
-        shorten=shorten, score_seen=score_seen,
+        shorten=shorten, score_seen=score_seen, open_by=format_open_by,
     )
     app.jinja_env.finalize = show_as_written
     app.register_error_handler(CSRFError, _form_expired)
@@ -1067,6 +1067,11 @@ def open_by_others(object_ids) -> dict[int, list[dict]]:
     return opens
 
 
+def format_open_by(entries: list[dict]) -> str:
+    """'open by bob (just now), cy (3 minutes ago)': the queue's note of colleagues' openings."""
+    return "open by " + ", ".join(f"{shorten(e['analyst'])} ({e['ago']})" for e in entries)
+
+
 def related_searches(prediction: dict, record: dict) -> list[tuple[str, str, str]]:
     """(id, link text, queue URL) listing every tier's events by this event's organiser and,
     unless it is a free-mail one, with its email domain: one fraudster often runs several events.
@@ -1421,6 +1426,16 @@ def api_labelled():
         "points": points, "count": len(points), "fraud_count": sum(pt["fraud"] for pt in points),
         "thresholds": _thresholds(), "load_command": "flask --app app load-test-set",
     })
+
+
+@bp.route("/api/queue/opens")
+@login_required
+def api_queue_opens():
+    """Which of the listed events (``ids``, comma-separated, at most MAX_PER_PAGE) colleagues have
+    open, as the queue writes it: {object_id: "open by bob (just now)"}; refreshed with the counts."""
+    ids = [int(part) for part in request.args.get("ids", "").split(",")[:db.MAX_PER_PAGE]
+           if part.strip().isascii() and part.strip().isdigit() and 0 < int(part) <= validation.MAX_OBJECT_ID]
+    return jsonify({str(i): format_open_by(entries) for i, entries in open_by_others(ids).items()})
 
 
 @bp.route("/api/queue/summary")

@@ -82,6 +82,26 @@
         if (stamp) { stamp.textContent = "Counts updated " + new Date().toISOString().slice(11, 19) + " UTC"; }
       })
       .catch(function () { /* keep the last counts; the next tick tries again */ });
+    refreshOpens();
+  }
+
+  /* Which listed events colleagues have open ("open by bob (just now)"), refreshed with the counts. */
+  function refreshOpens() {
+    var rows = Array.prototype.slice.call(document.querySelectorAll("#queue-table tr[data-object-id]"));
+    if (!rows.length || !cards.dataset.opensUrl) { return; }
+    var ids = rows.map(function (row) { return row.dataset.objectId; });
+    fetch(cards.dataset.opensUrl + "?ids=" + ids.join(","), { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+      .then(function (opens) {
+        rows.forEach(function (row) {
+          var note = row.querySelector(".open-by");
+          if (!note) { return; }
+          var text = opens[row.dataset.objectId] || "";
+          note.textContent = text;
+          note.hidden = !text;
+        });
+      })
+      .catch(function () { /* keep what is shown; the next tick tries again */ });
   }
 
   window.setInterval(refresh, seconds * 1000);

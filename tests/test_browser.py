@@ -401,6 +401,14 @@ def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(se
     page.goto(session["url"] + "/queue?tier=high")
     marker = page.locator(f'tr[data-object-id="{target}"] .open-by')
     assert marker.is_visible() and marker.text_content() == "open by bob (just now)"
+    # a colleague opening another listed event shows without a reload, with the counts' refresh
+    later = db.queue(engine, tier="high", per_page=2)[0][1]["object_id"]
+    assert page.locator(f'tr[data-object-id="{later}"] .open-by').is_hidden()
+    db.note_open(engine, later, "cy")
+    page.wait_for_function(
+        "id => document.querySelector(`tr[data-object-id='${id}'] .open-by`).textContent === 'open by cy (just now)'",
+        arg=later, timeout=REFRESH_SECONDS * 3 * 1000)
+    assert page.locator(f'tr[data-object-id="{later}"] .open-by').is_visible()
     page.click(f'tr[data-object-id="{target}"] a.event-name')
     notice = page.locator("#open-by-others")
     assert notice.is_visible()

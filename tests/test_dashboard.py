@@ -168,7 +168,8 @@ def _any_id(engine, tier="high") -> int:
 
 PAGES = ["/", "/queue", "/queue?tier=low", f"/events/{HOSTILE_ID}", "/charts"]
 JSON_ENDPOINTS = ["/api/charts/scored-over-time", "/api/charts/probabilities", "/api/charts/money",
-                  "/api/charts/status-over-time", "/api/charts/labelled", "/api/queue/summary"]
+                  "/api/charts/status-over-time", "/api/charts/labelled", "/api/queue/summary",
+                  "/api/queue/opens?ids=1"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -833,6 +834,9 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     assert re.search(r'id="open-by-others"[^>]*>Also open by\s+<strong>bob</strong> \(opened just now\):', page)
     assert "open by alice" in _queue_row(bob.get("/queue?tier=high").get_data(as_text=True), target)
 
+    # the queue's live refresh reads the same, for the ids it lists; junk ids are ignored
+    assert alice.get(f"/api/queue/opens?ids={target},{stale},x,-3,{10**30},").get_json() == {
+        str(target): "open by bob (just now)"}
     # bob decides; the page confirming his decision is not a new opening
     decided = bob.post(f"/events/{target}/review", data={"action": "needs_info", "expected_review_id": ""},
                        follow_redirects=True)
