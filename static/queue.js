@@ -89,10 +89,15 @@
   function refreshOpens() {
     var rows = Array.prototype.slice.call(document.querySelectorAll("#queue-table tr[data-object-id]"));
     if (!rows.length || !cards.dataset.opensUrl) { return; }
-    var ids = rows.map(function (row) { return row.dataset.objectId; });
-    fetch(cards.dataset.opensUrl + "?ids=" + ids.join(","), { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
-      .then(function (opens) {
+    var ids = rows.map(function (row) { return row.dataset.objectId; }), asks = [];
+    for (var i = 0; i < ids.length; i += 100) {  // 100 ids of up to 19 digits keep a URL well under 4 KB
+      asks.push(fetch(cards.dataset.opensUrl + "?ids=" + ids.slice(i, i + 100).join(","),
+                      { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); }));
+    }
+    Promise.all(asks)
+      .then(function (parts) {
+        var opens = Object.assign.apply(null, [{}].concat(parts));
         rows.forEach(function (row) {
           var note = row.querySelector(".open-by");
           if (!note) { return; }

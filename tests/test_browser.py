@@ -409,6 +409,15 @@ def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(se
         "id => document.querySelector(`tr[data-object-id='${id}'] .open-by`).textContent === 'open by cy (just now)'",
         arg=later, timeout=REFRESH_SECONDS * 3 * 1000)
     assert page.locator(f'tr[data-object-id="{later}"] .open-by').is_visible()
+    # a long page asks in parts (a URL of 200 ids could pass a server's limit): the last rows too
+    rows, _ = db.queue(engine, per_page=200)
+    assert len(rows) > 150
+    page.goto(session["url"] + "/queue?tier=all&per_page=200")
+    db.note_open(engine, rows[150]["object_id"], "dee")
+    page.wait_for_function(
+        "id => document.querySelector(`tr[data-object-id='${id}'] .open-by`).textContent === 'open by dee (just now)'",
+        arg=rows[150]["object_id"], timeout=REFRESH_SECONDS * 3 * 1000)
+    page.goto(session["url"] + "/queue?tier=high")
     page.click(f'tr[data-object-id="{target}"] a.event-name')
     notice = page.locator("#open-by-others")
     assert notice.is_visible()
