@@ -783,6 +783,11 @@ def _safe_next(target: str | None) -> str | None:
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _url_args(url: str) -> MultiDict:
+    """The query parameters of a local URL (the queue a page or a form came from)."""
+    return MultiDict(parse_qsl(urlsplit(url).query))
+
+
 @functools.lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     """A hash to check against when the name is unknown, so both cases take as long."""
@@ -1026,7 +1031,7 @@ def next_to_review(prediction: dict, back: str | None) -> dict:
     no colleague has open, in the tier and filters of the queue the analyst came from (this
     event's tier when that queue showed all tiers, or none). {tier, row} with row None when
     there is none left."""
-    state = _queue_state(MultiDict(parse_qsl(urlsplit(back).query)), say=lambda *_: None) if back else None
+    state = _queue_state(_url_args(back), say=lambda *_: None) if back else None
     tier = state["tier"] if state and state["tier"] in TIERS else prediction["risk_tier"]
     filters = {k: v for k, v in (state["filters"] if state else {}).items() if k != "status"}
     row = db.next_to_review(current_app.extensions["db_engine"], tier, filters, prediction["object_id"],
@@ -1338,7 +1343,7 @@ def bulk_review():
     if action == "note" and note is None:
         return redirect(back)
     if _note_too_long(note):
-        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note, selected=object_ids), 400
+        return _queue_page(_url_args(back), note=note, selected=object_ids), 400
     expected = None if action == "note" else {
         i: _expected(request.form.get(f"seen_{i}"), request.form.get(f"score_seen_{i}")) for i in object_ids}
     result = _apply_decision(object_ids, action, note, expected)
@@ -1346,7 +1351,7 @@ def bulk_review():
         return _not_saved(object_ids, action, note, expected, url_for("dashboard.bulk_review"), back)
     _report(result, action, expected)
     if result.get("conflicts") and note:  # some not applied: the queue again, the note kept, those ticked
-        return _queue_page(MultiDict(parse_qsl(urlsplit(back).query)), note=note,
+        return _queue_page(_url_args(back), note=note,
                            selected=[c["object_id"] for c in result["conflicts"]]), 409
     return redirect(back)
 

@@ -1246,8 +1246,7 @@ def _filter_clauses(filters: dict | None, tier: str | None = None, dialect_name:
     if "currency" in filters:
         # as exchange.code_of reads the field: ' gbp', 'GBP\n' and '\u3000GBP' are priced,
         # converted and filtered as GBP (SQL's one-argument trim removes only spaces)
-        stripped = func.ltrim(func.rtrim(p.currency, _WHITESPACE), _WHITESPACE)
-        clauses.append(func.upper(stripped) == str(filters["currency"]).strip().upper())
+        clauses.append(func.upper(_stripped(p.currency)) == str(filters["currency"]).strip().upper())
     if "country" in filters:
         clauses.append(p.country == str(filters["country"]).strip().upper())
     if "q" in filters:
@@ -1271,11 +1270,15 @@ def _like_escaped(text_: str) -> str:
     return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _stripped(column_):
+    """A text column as Python's ``str.strip()`` reads it (SQL's one-argument trim removes only spaces)."""
+    return func.ltrim(func.rtrim(column_, _WHITESPACE), _WHITESPACE)
+
+
 def _folded(column_, dialect_name: str):
     """A text column as Python's ``str.strip().lower()`` reads it: SQLite's lower() folds ASCII
     only, so there it is Python's own (py_lower); Postgres folds every letter itself."""
-    stripped = func.ltrim(func.rtrim(column_, _WHITESPACE), _WHITESPACE)
-    return func.py_lower(stripped) if dialect_name == "sqlite" else func.lower(stripped)
+    return func.py_lower(_stripped(column_)) if dialect_name == "sqlite" else func.lower(_stripped(column_))
 
 
 # Every character str.strip() removes (str.isspace), for SQL's two-argument ltrim and rtrim.
