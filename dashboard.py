@@ -117,6 +117,7 @@ CONFIG_DEFAULTS = {
     "LOGIN_ADDRESS_RATE_LIMIT": "30 per minute",  # per client address, whatever the name
     "RATELIMIT_STORAGE_URI": "memory://",  # use redis://... when several workers or hosts serve
     "DASHBOARD_REFRESH_SECONDS": 15,  # live charts and queue counts
+    "DASHBOARD_PRESENCE_SECONDS": 60,  # an open event page says so this often (see OPEN_SHOWN_SECONDS)
     "QUEUE_PER_PAGE": 50,
     "WTF_CSRF_TIME_LIMIT": 8 * 3600,  # a queue left open for a working day still accepts decisions
 }
@@ -838,7 +839,12 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Sign out (a POST with a CSRF token, so no other site can sign an analyst out)."""
+    """Sign out (a POST with a CSRF token, so no other site can sign an analyst out), which ends
+    the analyst's openings of events: colleagues no longer see them as on those events."""
+    try:
+        db.note_closed(current_app.extensions["db_engine"], current_user.name)
+    except db.DatabaseUnavailable as exc:  # they only inform colleagues, and expire
+        log.warning("could not end %s's openings of events at sign-out: %s", current_user.name, exc)
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
@@ -1005,8 +1011,7 @@ def _event_page(object_id: int, back: str | None, note: str = "", opening: bool 
     fill_reasons([prediction], {object_id: record})
     acct_type = prediction.get("acct_type") or record.get("acct_type")
     reviews = db.reviews_for(engine, object_id)
-    if opening:
-        note_open(object_id, reviews)
+    opened_at = note_open(object_id, reviews) if opening else None
     return render_template(
         "event.html", active_page="queue", p=prediction, record=record,
         sections=[("The event", field_rows(record, EVENT_FIELDS)),
@@ -1023,6 +1028,9 @@ def _event_page(object_id: int, back: str | None, note: str = "", opening: bool 
         serving_model_version=current_app.extensions["fraud_model"].version,
         back_url=back or url_for("dashboard.queue"), back=back or "", note=note,
         related=related_searches(prediction, record), next_event=next_to_review(prediction, back),
+        presence=None if opened_at is None else {
+            "url": url_for("dashboard.presence", object_id=object_id), "opened_at": repr(opened_at),
+            "every": current_app.config["DASHBOARD_PRESENCE_SECONDS"]},
     )
 
 
@@ -1039,24 +1047,55 @@ def next_to_review(prediction: dict, back: str | None) -> dict:
     return {"tier": tier, "filtered": bool(filters), "row": row}
 
 
-# How long a colleague's opening of an event is shown ("open by bob, 3 minutes ago").
-OPEN_SHOWN_SECONDS = 15 * 60
+# An event page that is open says so every DASHBOARD_PRESENCE_SECONDS (static/presence.js), and
+# when it is left. A colleague's opening is shown ("open by bob (opened 3 minutes ago)") until its
+# page is left, or until it has not said it is open for OPEN_SHOWN_SECONDS (a closed laptop, a crash).
+OPEN_SHOWN_SECONDS = 5 * 60
 # A page shown this soon after the analyst's own decision on the event is the page confirming
 # it (a decision sends the browser back to the event), not a new opening.
 OWN_DECISION_SECONDS = 30
 
 
-def note_open(object_id: int, reviews: list[dict]) -> None:
-    """Record that the signed-in analyst has this event open, unless they decided on it a moment
-    ago (a decision deletes their opening: they are done with it)."""
+def note_open(object_id: int, reviews: list[dict]) -> float | None:
+    """Record that the signed-in analyst has this event open and return the opening's time,
+    unless they decided on it a moment ago (a decision deletes their opening: they are done with
+    it) or it could not be recorded (None)."""
     latest = next((r for r in reviews if r["action"] != "note"), None)
     if (latest is not None and latest["analyst"] == current_user.name
             and time.time() - float(latest["created_at"]) < OWN_DECISION_SECONDS):
-        return
+        return None
     try:
-        db.note_open(current_app.extensions["db_engine"], object_id, current_user.name)
+        return db.note_open(current_app.extensions["db_engine"], object_id, current_user.name)
     except db.DatabaseUnavailable as exc:  # it only informs colleagues: the page is shown all the same
         log.warning("could not record that %s opened event %s: %s", current_user.name, object_id, exc)
+        return None
+
+
+@bp.route("/api/events/<int:object_id>/presence", methods=["POST"])
+@login_required
+def presence(object_id: int):
+    """An event page's word on its opening (``opened_at``, the time the page was given):
+    ``state=open``, it is still open (every DASHBOARD_PRESENCE_SECONDS), answered with who else has it
+    open, as the page writes it ({"open_by": HTML, "count": n}); ``state=closed``, the analyst
+    left it (204). 400 naming a bad field. Only informs colleagues: a failure is logged (503)."""
+    state = request.form.get("state")
+    opened_at = _number(request.form.get("opened_at"))
+    if state not in ("open", "closed") or opened_at is None or not 0 < object_id <= validation.MAX_OBJECT_ID:
+        return jsonify({"error": "Send state=open or state=closed, with opened_at the time the event "
+                                 "page was given."}), 400
+    engine = current_app.extensions["db_engine"]
+    try:
+        if state == "closed":
+            db.note_closed(engine, current_user.name, object_id, opened_at)
+            return "", 204
+        if db.get_prediction(engine, object_id) is None:
+            abort(404, description=f"There is no scored event with id {object_id}.")
+        db.note_open(engine, object_id, current_user.name, opened_at=opened_at)
+        opens = open_by_others([object_id]).get(object_id, [])
+    except db.DatabaseUnavailable as exc:
+        log.warning("could not record that %s's page of event %s is %s: %s", current_user.name, object_id, state, exc)
+        return jsonify({"error": "The database cannot be reached right now."}), 503
+    return jsonify({"open_by": render_template("open_by_others.html", opens=opens), "count": len(opens)})
 
 
 def open_by_others(object_ids) -> dict[int, list[dict]]:
@@ -1067,9 +1106,18 @@ def open_by_others(object_ids) -> dict[int, list[dict]]:
                               now - OPEN_SHOWN_SECONDS)
     for entries in opens.values():
         for entry in entries:
-            minutes = int(max(0.0, now - float(entry["opened_at"])) // 60)
-            entry["ago"] = "just now" if minutes < 1 else f"{minutes} minute{'' if minutes == 1 else 's'} ago"
+            entry["ago"] = _ago(now - float(entry["opened_at"]))
     return opens
+
+
+def _ago(seconds: float) -> str:
+    """'just now', '3 minutes ago', '2 hours ago', '3 days ago'."""
+    minutes = int(max(0.0, seconds) // 60)
+    if minutes < 1:
+        return "just now"
+    count, unit = ((minutes, "minute") if minutes < 60 else (minutes // 60, "hour") if minutes < 48 * 60
+                   else (minutes // (24 * 60), "day"))
+    return f"{count} {unit}{'' if count == 1 else 's'} ago"
 
 
 def format_open_by(entries: list[dict]) -> str:
@@ -1305,8 +1353,8 @@ def review(object_id: int):
     event_url = url_for("dashboard.event", object_id=object_id, back=back)
     if action == "note" and note is None:
         return redirect(event_url)
-    if _note_too_long(note):
-        return _event_page(object_id, back, note=note), 400
+    if _note_too_long(note):  # the analyst stays on the event: still open by them
+        return _event_page(object_id, back, note=note, opening=True), 400
     # A note changes nobody's decision, so it is never a conflict; decisions are checked.
     expected = None if action == "note" else {
         object_id: _expected(request.form.get("expected_review_id"), request.form.get("expected_score"))}
@@ -1318,7 +1366,7 @@ def review(object_id: int):
         abort(404, description=f"There is no scored event with id {object_id}.")
     _report(result, action, expected)
     if result.get("conflicts") and note:  # not applied: show the page again with the note kept
-        return _event_page(object_id, back, note=note), 409
+        return _event_page(object_id, back, note=note, opening=True), 409
     return redirect(event_url)
 
 

@@ -114,7 +114,7 @@ REJECTS = table("rejects", *(column(name) for name in (
 ANALYSTS = table("analysts", *(column(name) for name in (
     "id", "name", "password_hash", "created_at", "disabled_at")))
 SPOOL_APPLIED = table("spool_applied", column("entry_id"), column("applied_at"))
-EVENT_OPENS = table("event_opens", column("object_id"), column("analyst"), column("opened_at"))
+EVENT_OPENS = table("event_opens", column("object_id"), column("analyst"), column("opened_at"), column("seen_at"))
 
 # The columns a queue row carries (the big text fields stay in the detail view).
 QUEUE_COLUMNS = (
@@ -306,6 +306,7 @@ ADDED_COLUMNS = {
     ("analysts", "disabled_at"): "ALTER TABLE analysts ADD COLUMN disabled_at DOUBLE PRECISION",
     ("predictions", "payload_digest"): "ALTER TABLE predictions ADD COLUMN payload_digest TEXT",
     ("predictions", "content_changed_at"): "ALTER TABLE predictions ADD COLUMN content_changed_at DOUBLE PRECISION",
+    ("event_opens", "seen_at"): "ALTER TABLE event_opens ADD COLUMN seen_at DOUBLE PRECISION",
 }
 
 
@@ -1016,39 +1017,70 @@ def _report_refusal(conn, object_id: int, result: dict) -> None:
                                     "content_changed_at": current.content_changed_at})
 
 
-# Rows of event_opens older than this are deleted whenever one is written: nobody is shown them.
+# Rows of event_opens not seen for this long are deleted whenever one is written: nobody is shown them.
 OPENS_KEPT_SECONDS = SECONDS_PER_DAY
+# An opening's time, as its page sends it back, matches the stored one within this (seconds).
+OPENING_TIME_TOLERANCE = 1e-3
 
 
-@functools.lru_cache(maxsize=2)
-def _open_statement(dialect_name: str):
-    """INSERT ... ON CONFLICT (object_id, analyst) DO UPDATE: the analyst's latest opening."""
+def _last_seen(o):
+    """When an opening's page was last known to be open (rows from before seen_at: when opened)."""
+    return func.coalesce(o.seen_at, o.opened_at)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_statement(dialect_name: str, still_open: bool):
+    """INSERT ... ON CONFLICT (object_id, analyst) DO UPDATE: the analyst's latest opening
+    (``still_open``: only its seen_at, keeping when the latest page opened it)."""
     dialect_insert = pg_dialect.insert if dialect_name == "postgresql" else sqlite_dialect.insert
     statement = dialect_insert(EVENT_OPENS)
-    return statement.on_conflict_do_update(index_elements=["object_id", "analyst"],
-                                           set_={"opened_at": statement.excluded.opened_at})
+    changed = {"seen_at": statement.excluded.seen_at}
+    if not still_open:
+        changed["opened_at"] = statement.excluded.opened_at
+    return statement.on_conflict_do_update(index_elements=["object_id", "analyst"], set_=changed)
 
 
 @_translate_errors
-def note_open(engine: Engine, object_id, analyst: str, now: float | None = None) -> None:
-    """Record that an analyst has an event open (see event_opens in schema.sql)."""
+def note_open(engine: Engine, object_id, analyst: str, now: float | None = None,
+              opened_at: float | None = None) -> float:
+    """Record that an analyst has an event open (see event_opens in schema.sql) and return the
+    opening's time, by which its page refers to it (``note_closed``). ``opened_at``: a page that
+    opened it then is still open; its opening is kept fresh, or made again if it was ended
+    meanwhile (a page shown again from the browser's history)."""
     now = time.time() if now is None else float(now)
-    values = {"object_id": _parse_object_id(object_id), "analyst": _clean_text(analyst.strip()), "opened_at": now}
+    values = {"object_id": _parse_object_id(object_id), "analyst": _clean_text(analyst.strip()),
+              "opened_at": now if opened_at is None else float(opened_at), "seen_at": now}
     with engine.begin() as conn:
-        conn.execute(_open_statement(engine.dialect.name), values)
-        conn.execute(delete(EVENT_OPENS).where(EVENT_OPENS.c.opened_at < now - OPENS_KEPT_SECONDS))
+        conn.execute(_open_statement(engine.dialect.name, opened_at is not None), values)
+        conn.execute(delete(EVENT_OPENS).where(_last_seen(EVENT_OPENS.c) < now - OPENS_KEPT_SECONDS))
+    return values["opened_at"]
+
+
+@_translate_errors
+def note_closed(engine: Engine, analyst: str, object_id=None, opened_at: float | None = None) -> int:
+    """The page of the opening of ``object_id`` made at ``opened_at`` was left: end that opening,
+    unless the analyst has opened the event again since, in another page (that one is kept).
+    Without them (signing out): end every opening of the analyst's. Returns how many ended."""
+    o = EVENT_OPENS.c
+    which = [o.analyst == _clean_text(analyst.strip())]
+    if object_id is not None:
+        which += [o.object_id == _parse_object_id(object_id),
+                  o.opened_at.between(float(opened_at) - OPENING_TIME_TOLERANCE,
+                                      float(opened_at) + OPENING_TIME_TOLERANCE)]
+    with engine.begin() as conn:
+        return conn.execute(delete(EVENT_OPENS).where(*which)).rowcount
 
 
 @_translate_errors
 def open_by_others(engine: Engine, object_ids, analyst: str, since: float) -> dict[int, list[dict]]:
-    """Who else has each of these events open, opened at or after ``since``: object_id -> a list
-    of {analyst, opened_at}, the latest first (events nobody else has open are left out)."""
+    """Who else has each of these events open, seen open at or after ``since``: object_id -> a
+    list of {analyst, opened_at}, the latest opened first (events nobody else has open are left out)."""
     ids = [i for i in (_parse_object_id(v) for v in object_ids) if i is not None]
     if not ids:
         return {}
     o = EVENT_OPENS.c
     query = (select(o.object_id, o.analyst, o.opened_at)
-             .where(o.object_id.in_(ids), o.opened_at >= since, o.analyst != _clean_text(analyst.strip()))
+             .where(o.object_id.in_(ids), _last_seen(o) >= since, o.analyst != _clean_text(analyst.strip()))
              .order_by(o.object_id, o.opened_at.desc()))
     found: dict[int, list[dict]] = {}
     with engine.connect() as conn:
@@ -1061,15 +1093,12 @@ def open_by_others(engine: Engine, object_ids, analyst: str, since: float) -> di
 def next_to_review(engine: Engine, tier: str, filters: dict | None, after_id, analyst: str,
                    busy_since: float) -> dict | None:
     """The unreviewed event of ``tier`` matching ``filters`` with the largest expected loss, other
-    than ``after_id`` and than the event each other analyst opened last, if since ``busy_since``
-    (one works on one event at a time: those they opened before it, skimming, stay on offer):
+    than ``after_id`` and than those another analyst has open (a page seen open since
+    ``busy_since``; a page left ends its opening, see ``note_closed``):
     {object_id, name}, or None when there is none. Served by the index on (tier, status,
     expected loss)."""
     p, o = PREDICTIONS.c, EVENT_OPENS.c
-    latest = EVENT_OPENS.alias("latest")
-    their_last = select(func.max(latest.c.opened_at)).where(latest.c.analyst == o.analyst).scalar_subquery()
-    busy = select(o.object_id).where(o.opened_at >= busy_since, o.analyst != _clean_text(analyst.strip()),
-                                     o.opened_at == their_last)
+    busy = select(o.object_id).where(_last_seen(o) >= busy_since, o.analyst != _clean_text(analyst.strip()))
     query = (select(p.object_id, func.substr(p.name, 1, QUEUE_TEXT_MAX + 1).label("name"))
              .where(*_filter_clauses({**(filters or {}), "status": "unreviewed"}, tier, engine.dialect.name),
                     p.object_id != _parse_object_id(after_id), p.object_id.not_in(busy))

@@ -131,14 +131,16 @@ CREATE TABLE IF NOT EXISTS reviews (
 CREATE INDEX IF NOT EXISTS ix_reviews_object ON reviews (object_id, id);
 CREATE INDEX IF NOT EXISTS ix_reviews_created ON reviews (created_at);
 
--- Who has an event open: an analyst's latest opening of its page, until they decide on it.
--- Colleagues see it for a while (the queue and the event page say "open by ..."), so two
--- analysts working down the same queue do not review the same event twice. Not an audit record:
--- a decision deletes its analyst's row, and rows older than a day are deleted when one is written.
+-- Who has an event open: an analyst's latest opening of its page, until they decide on it or
+-- leave the page. Colleagues see it while the page is open (the queue and the event page say
+-- "open by ..."), so two analysts working down the same queue do not review the same event
+-- twice. Not an audit record: a decision or leaving the page deletes its analyst's row, and rows
+-- not seen for a day are deleted when one is written.
 CREATE TABLE IF NOT EXISTS event_opens (
     object_id   BIGINT NOT NULL REFERENCES predictions (object_id),
     analyst     TEXT NOT NULL,
     opened_at   DOUBLE PRECISION NOT NULL,
+    seen_at     DOUBLE PRECISION,           -- the page's latest sign that it is still open (NULL: opened_at)
     PRIMARY KEY (object_id, analyst)
 );
 CREATE INDEX IF NOT EXISTS ix_event_opens_opened ON event_opens (opened_at);

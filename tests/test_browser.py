@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -427,6 +428,41 @@ def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(se
     page.screenshot(path=str(ARTIFACTS / "event-open-by-colleague.png"))
     with engine.begin() as conn:  # bob's opening would mark this event for the tests after this one
         conn.execute(db.EVENT_OPENS.delete())
+
+
+def test_an_event_page_is_open_while_it_is_shown_and_not_after(session):
+    """Colleagues see "open by alice" while her event page is open, however long, and not once she
+    leaves it; her page names a colleague who opens the event meanwhile."""
+    page, engine, app = session["page"], session["engine"], session["app"]
+    target = db.queue(engine, tier="medium", per_page=1)[0][0]["object_id"]
+    alice_on = lambda: db.open_by_others(engine, [target], "bob", since=time.time() - 300)  # noqa: E731
+    app.config["DASHBOARD_PRESENCE_SECONDS"] = 2
+    try:
+        page.goto(session["url"] + f"/events/{target}")
+        assert alice_on() and page.locator("#open-by-others").is_hidden()
+        with engine.begin() as conn:  # as if her page had last said so 10 minutes ago
+            conn.execute(db.EVENT_OPENS.update().values(seen_at=time.time() - 600))
+        assert not alice_on()
+        wait_for(alice_on, timeout=10, what="the open page saying it is still open")
+        db.note_open(engine, target, "bob")  # a colleague opens it too: her page says so
+        page.wait_for_function("() => !document.getElementById('open-by-others').hidden", timeout=10_000)
+        assert re.sub(r"\s+", " ", page.locator("#open-by-others").text_content()).strip().startswith(
+            "Also open by bob (opened just now)")
+        app.config["DASHBOARD_PRESENCE_SECONDS"] = 60  # from here on, no beat comes in the test's time
+        page.goto(session["url"] + f"/events/{target}")
+        page.evaluate("window.__before = true")
+        page.click(".event-nav a >> nth=0")  # back to the queue: she left the event
+        page.wait_for_selector("#queue-table")
+        wait_for(lambda: not alice_on(), timeout=10, what="leaving the page ending the opening")
+        page.go_back(wait_until="commit")  # shown again from the back-forward cache: open again
+        page.wait_for_selector("#open-by-others", state="attached")
+        assert page.evaluate("window.__before === true"), "the page was loaded again, not restored"
+        wait_for(alice_on, timeout=10, what="a page shown again being open again")
+    finally:
+        app.config["DASHBOARD_PRESENCE_SECONDS"] = 60
+        page.goto(session["url"] + "/queue")
+        with engine.begin() as conn:
+            conn.execute(db.EVENT_OPENS.delete())
 
 
 def test_live_views_refresh_without_reloading(session):

@@ -814,6 +814,13 @@ def _queue_row(page: str, object_id: int) -> str:
     return match.group(1)
 
 
+def _open_by_note(page: str) -> str:
+    """The event page's "Also open by ..." note as text ("" when it is hidden)."""
+    match = re.search(r'<p class="open-by-others" id="open-by-others"([^>]*)>(.*?)</p>', page, re.S)
+    assert match, "the page has no open-by note"
+    return "" if " hidden" in match.group(1) else re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", match.group(2))).strip()
+
+
 def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_engine, monkeypatch):
     """Two analysts working down one queue: each sees which events the other has open, so they
     do not review the same event twice; a decision ends the opening, an old one is not shown."""
@@ -823,15 +830,17 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     target, other, stale = (row["object_id"] for row in rows)
     alice, bob = dash_app.test_client(), dash_app.test_client()
     sign_in(alice), sign_in(bob, "bob")
-    assert 'id="open-by-others"' not in bob.get(f"/events/{target}").get_data(as_text=True)  # not his own
+    assert _open_by_note(bob.get(f"/events/{target}").get_data(as_text=True)) == ""  # not his own
     bob.get(f"/events/{other}")
-    db.note_open(dash_engine, stale, "bob", now=time.time() - 16 * 60)  # opened 16 minutes ago: not shown
+    db.note_open(dash_engine, stale, "bob", now=time.time() - 6 * 60)  # not seen open for 6 minutes: not shown
 
     queue = alice.get("/queue?tier=high").get_data(as_text=True)
     assert "open by bob" in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
     assert "open by" not in _queue_row(queue, stale)
     page = alice.get(f"/events/{target}").get_data(as_text=True)
-    assert re.search(r'id="open-by-others"[^>]*>Also open by\s+<strong>bob</strong> \(opened just now\):', page)
+    assert "<strong>bob</strong> (opened just now)" in page
+    assert _open_by_note(page) == ("Also open by bob (opened just now): they may be reviewing it too. "
+                                   "Check with them before you decide.")
     assert "open by alice" in _queue_row(bob.get("/queue?tier=high").get_data(as_text=True), target)
 
     # the queue's live refresh reads the same, for the ids it lists; junk ids are ignored
@@ -842,7 +851,7 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
                        follow_redirects=True)
     assert decided.status_code == 200
     assert [r["analyst"] for r in db.reviews_for(dash_engine, target)] == ["bob"]
-    assert 'id="open-by-others"' not in alice.get(f"/events/{target}").get_data(as_text=True)
+    assert _open_by_note(alice.get(f"/events/{target}").get_data(as_text=True)) == ""
     queue = alice.get("/queue?tier=high").get_data(as_text=True)
     assert "open by" not in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
     # a bulk decision ends bob's opening of every event it decided
@@ -861,6 +870,93 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
 
     monkeypatch.setattr(db, "note_open", locked)  # the opening only informs: the page is still shown
     assert bob.get(f"/events/{other}").status_code == 200
+
+
+def _presence(page: str) -> tuple[str, str]:
+    """The event page's presence address and the time it was given for its opening."""
+    match = re.search(r'data-presence-url="([^"]+)" data-opened-at="([^"]+)"', page)
+    assert match, "the page does not report that it is open"
+    return match.group(1), match.group(2)
+
+
+def test_an_open_event_page_keeps_its_opening_until_it_is_left(dash_app, dash_engine):
+    """While bob's page of an event is open it says so (every minute), and colleagues see it past
+    the five minutes an opening is otherwise shown; leaving the page ends it at once. Each word
+    back names who else is on the event, as the page writes it."""
+    rows, _ = db.queue(dash_engine, tier="high", filters={"status": "unreviewed"}, per_page=1)
+    target = rows[0]["object_id"]
+    alice, bob = dash_app.test_client(), dash_app.test_client()
+    sign_in(alice), sign_in(bob, "bob")
+    url, opened_at = _presence(bob.get(f"/events/{target}").get_data(as_text=True))
+    assert url == f"/api/events/{target}/presence"
+    beat = bob.post(url, data={"state": "open", "opened_at": opened_at})
+    assert beat.status_code == 200 and beat.get_json() == {"open_by": "", "count": 0}
+    alice.get(f"/events/{target}")
+    beat = bob.post(url, data={"state": "open", "opened_at": opened_at}).get_json()
+    assert beat["count"] == 1 and "Also open by" in beat["open_by"] and "<strong>alice</strong>" in beat["open_by"]
+
+    def age(seconds, opened=False):  # as if every page had last said it was open (been opened) ``seconds`` earlier
+        o = db.EVENT_OPENS.c
+        with dash_engine.begin() as conn:
+            conn.execute(db.EVENT_OPENS.update().values(
+                seen_at=o.seen_at - seconds, opened_at=o.opened_at - seconds if opened else o.opened_at))
+
+    age(6 * 60)
+    assert "open by" not in _queue_row(alice.get("/queue?tier=high").get_data(as_text=True), target)
+    assert bob.post(url, data={"state": "open", "opened_at": opened_at}).status_code == 200
+    assert "open by bob (just now)" in _queue_row(alice.get("/queue?tier=high").get_data(as_text=True), target)
+    age(20 * 60, opened=True)  # opened 20 minutes ago, still open: the note says how long
+    bob.post(url, data={"state": "open", "opened_at": opened_at})
+    assert _open_by_note(alice.get(f"/events/{target}").get_data(as_text=True)).startswith(
+        "Also open by bob (opened 20 minutes ago)")
+    # bob reloads: the first page's "left" arrives after the second page opened it, and ends nothing
+    _, again = _presence(bob.get(f"/events/{target}").get_data(as_text=True))
+    assert bob.post(url, data={"state": "closed", "opened_at": opened_at}).status_code == 204
+    assert "open by bob" in _queue_row(alice.get("/queue?tier=high").get_data(as_text=True), target)
+    assert bob.post(url, data={"state": "closed", "opened_at": again}).status_code == 204
+    assert "open by" not in _queue_row(alice.get("/queue?tier=high").get_data(as_text=True), target)
+    # a page confirming bob's own decision is no opening, so it does not report itself
+    bob.post(f"/events/{target}/review", data={"action": "needs_info", "expected_review_id": ""})
+    assert 'data-presence-url' not in bob.get(f"/events/{target}").get_data(as_text=True)
+    # signing out ends every opening of bob's
+    others = [row["object_id"] for row in db.queue(dash_engine, tier="high", per_page=4)[0] if row["object_id"] != target][:3]
+    for object_id in others:
+        bob.get(f"/events/{object_id}")
+    assert len(db.open_by_others(dash_engine, others, "alice", since=0)) == 3
+    assert bob.post("/logout").status_code == 302
+    assert db.open_by_others(dash_engine, others, "alice", since=0) == {}
+
+
+@pytest.mark.parametrize("data, status", [
+    ({"state": "open"}, 400), ({"state": "closed", "opened_at": "nan"}, 400),
+    ({"state": "gone", "opened_at": "1"}, 400), ({"opened_at": "1"}, 400),
+    ({"state": "open", "opened_at": "1e999"}, 400), ({"state": "closed", "opened_at": "<b>"}, 400),
+])
+def test_a_page_reporting_itself_badly_is_told_what_is_wrong(alice, dash_engine, data, status):
+    target = _any_id(dash_engine)
+    response = alice.post(f"/api/events/{target}/presence", data=data)
+    assert response.status_code == status and "state=open or state=closed" in response.get_json()["error"]
+
+
+def test_presence_of_an_unknown_event_or_signed_out_changes_nothing(build_app):
+    app = build_app(WTF_CSRF_ENABLED=True)
+    engine, client = app.extensions["db_engine"], app.test_client()
+    target = _any_id(engine)
+    signed_out = {"state": "open", "opened_at": "1", "csrf_token": csrf_token(client.get("/login").get_data(as_text=True))}
+    assert client.post(f"/api/events/{target}/presence", data=signed_out,
+                       headers={"Accept": "application/json"}).status_code == 401
+    sign_in(client, csrf=True)
+    page = client.get(f"/events/{target}").get_data(as_text=True)
+    url, opened_at = _presence(page)
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    assert client.post(url, data={"state": "closed", "opened_at": opened_at}).status_code == 400  # no token
+    assert db.open_by_others(engine, [target], "bob", since=0)  # still open
+    assert client.post("/api/events/999999999/presence", data={"state": "open", "opened_at": "1",
+                                                          "csrf_token": token}).status_code == 404
+    assert client.post(url, data={"state": "closed", "opened_at": opened_at, "csrf_token": token}).status_code == 204
+    assert db.open_by_others(engine, [target], "bob", since=0) == {}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM event_opens").scalar_one() == 0
 
 
 def test_the_event_page_offers_the_costliest_unreviewed_event_nobody_else_has_open(dash_app, dash_engine):

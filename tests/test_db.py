@@ -398,6 +398,54 @@ def test_who_has_an_event_open(engine):
         assert conn.exec_driver_sql("SELECT count(*) FROM event_opens WHERE analyst = 'ann'").scalar_one() == 1
 
 
+def test_an_opening_lasts_while_its_page_says_it_is_open(engine):
+    """A page says it is still open (seen_at) and when it is left; leaving ends only its own
+    opening, not a later page's; rows are kept a day from when they were last seen."""
+    db.save_scores(engine, [(raw(i), score(i)) for i in (1, 2)])
+    opened = db.note_open(engine, 1, "bob", now=T0)
+    assert opened == T0
+    shown = lambda since: db.open_by_others(engine, [1], "ann", since=since)  # noqa: E731
+    assert shown(T0 + 300) == {}                                           # not seen for 5 minutes
+    assert db.note_open(engine, 1, "bob", now=T0 + 400, opened_at=opened) == T0  # the page is still open
+    assert shown(T0 + 300) == {1: [{"analyst": "bob", "opened_at": T0}]}  # shown, opened when it was
+    assert db.note_closed(engine, "bob", 1, T0 + 1) == 0               # another page's word: kept
+    assert db.note_closed(engine, "ann", 1, T0) == 0
+    assert shown(0) == {1: [{"analyst": "bob", "opened_at": T0}]}
+    assert db.note_closed(engine, "bob", 1, T0) == 1                    # left: gone at once
+    assert shown(0) == {}
+    # a page reloaded: the old page's word comes after the new page opened it, and ends nothing
+    later = db.note_open(engine, 1, "bob", now=T0 + 500)
+    assert db.note_closed(engine, "bob", 1, opened) == 0 and shown(0)[1][0]["opened_at"] == later
+    # a page shown again from the browser's history opens it again, as when it was first opened
+    db.note_closed(engine, "bob", 1, later)
+    db.note_open(engine, 1, "bob", now=T0 + 600, opened_at=later)
+    assert shown(T0 + 599) == {1: [{"analyst": "bob", "opened_at": later}]}
+    # a page open for two days is kept while it says so; one not seen for a day is deleted
+    db.note_open(engine, 2, "cy", now=T0 - 2 * 86400)
+    db.note_open(engine, 2, "cy", now=T0 - 60, opened_at=T0 - 2 * 86400)
+    db.note_open(engine, 2, "dee", now=T0 - 2 * 86400)
+    db.note_open(engine, 1, "ann", now=T0)  # any write deletes the rows not seen for a day
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT analyst FROM event_opens WHERE object_id = 2").scalars().all() == ["cy"]
+    # signing out ends every opening of the analyst's, and no colleague's
+    db.note_open(engine, 1, "cy", now=T0)
+    assert db.note_closed(engine, "cy") == 2
+    assert set(db.open_by_others(engine, [1, 2], "bob", since=0)) == {1}
+
+
+def test_openings_recorded_before_pages_said_they_were_open_are_read(engine):
+    """A database made before seen_at gets the column; its openings count from when opened."""
+    db.save_scores(engine, [(raw(1), score(1))])
+    with engine.begin() as conn:  # as the release before made it
+        conn.exec_driver_sql("ALTER TABLE event_opens DROP COLUMN seen_at")
+        conn.exec_driver_sql(f"INSERT INTO event_opens (object_id, analyst, opened_at) VALUES (1, 'bob', {T0})")
+    db.init_db(engine)
+    assert db.open_by_others(engine, [1], "ann", since=T0 - 1) == {1: [{"analyst": "bob", "opened_at": T0}]}
+    assert db.open_by_others(engine, [1], "ann", since=T0 + 1) == {}
+    db.note_open(engine, 1, "bob", now=T0 + 60, opened_at=T0)
+    assert db.open_by_others(engine, [1], "ann", since=T0 + 1) == {1: [{"analyst": "bob", "opened_at": T0}]}
+
+
 def test_next_to_review_is_the_costliest_unreviewed_event_nobody_else_has_open(engine):
     losses = {1: 500.0, 2: 900.0, 3: 700.0, 4: 800.0, 5: 950.0, 6: 990.0}
     db.save_scores(engine, [(raw(i, currency="GBP" if i != 3 else "USD"),
@@ -412,7 +460,9 @@ def test_next_to_review_is_the_costliest_unreviewed_event_nobody_else_has_open(e
     db.note_open(engine, 4, "cy", now=T0 - 3600)  # opened long ago: not busy
     assert nxt(1) == 4 and nxt(4) == 3
     assert nxt(1, currency="USD") == 3 and nxt(3, currency="USD") is None
-    db.note_open(engine, 3, "bob", now=T0 + 5)  # bob moved on: only the event he opened last is his
+    db.note_open(engine, 3, "bob", now=T0 + 5)  # bob has a second event open: both are his
+    assert nxt(1) == 4 and nxt(4) == 1
+    db.note_closed(engine, "bob", 2, T0)  # he left the first one's page: it is on offer again
     assert nxt(1) == 2 and nxt(2) == 4
     assert db.next_to_review(engine, "medium", None, 1, "ann", T0 - 900) == {"object_id": 6, "name": "Spring Gala"}
 
