@@ -868,7 +868,7 @@ def queue_filters(args, say=flash) -> dict:
                 filters[key] = dt.date.fromisoformat(value).isoformat()
             except ValueError:
                 say(f"Ignored the date '{value[:20]}': use the form YYYY-MM-DD.", "warning")
-    if filters.get("date_from", "") > filters.get("date_to", "9999"):
+    if "date_from" in filters and "date_to" in filters and filters["date_from"] > filters["date_to"]:
         say(f"The dates are the wrong way round: first received from {filters['date_from']} to "
               f"{filters['date_to']} holds no day, so no event matches. Swap them.", "warning")
     currency = args.get("currency", "").strip().upper()

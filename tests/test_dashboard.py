@@ -399,6 +399,14 @@ def test_dates_the_wrong_way_round_are_pointed_out(alice):
     assert any(m.startswith("The dates are the wrong way round") for m in flashes(page))
     page = alice.get("/queue?tier=all&date_from=2026-04-01&date_to=2026-04-01").get_data(as_text=True)
     assert not any("wrong way round" in m for m in flashes(page))
+    # the last days a date can name, on either side alone, or both: a list (empty), never an error
+    for query in ("date_from=9999-12-31", "date_from=9999-01-01", "date_to=9999-12-31",
+                  "date_from=0001-01-01&date_to=9999-12-31", "date_from=9999-12-31&date_to=9999-12-31"):
+        for path in (f"/queue?tier=all&{query}", f"/api/queue/summary?{query}"):
+            response = alice.get(path)
+            assert response.status_code == 200, (path, response.status_code)
+            if path.startswith("/queue"):
+                assert not any("wrong way round" in m for m in flashes(response.get_data(as_text=True)))
 
 
 def test_queue_status_filter_and_attention_rows(alice, dash_engine):
