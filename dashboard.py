@@ -584,8 +584,16 @@ SHOWN_LINK_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {
     "javascript", "vbscript", "data", "file", "blob", "intent", "market", "whatsapp", "tg", "skype", "viber"}
 
 
+# How much of an organiser's HTML the event page shows. Sanitising takes time that grows with
+# the square of how deeply tags nest: measured, 20,000 characters of "<ul>" took 33 ms, so the
+# 1 MiB a body may hold would take about 80 s and get the worker killed. 50,000 take 0.2 s at
+# worst; real descriptions are a few thousand characters (the model reads the first 20,000).
+SHOWN_HTML_CHARS = 50_000
+
+
 def sanitise_html(text) -> str:
-    """Organiser-written HTML reduced to plain formatting tags (no attributes or scripts).
+    """Organiser-written HTML reduced to plain formatting tags (no attributes or scripts), of its
+    first SHOWN_HTML_CHARS characters (see ``html_length``).
 
     Links are not followable, but where they lead is evidence (a payment page off the
     marketplace), so each link's target is shown as text after its words: 'Pay here [link:
@@ -593,7 +601,7 @@ def sanitise_html(text) -> str:
     """
     if dataset.is_missing(text):
         return ""
-    text = str(text).encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
+    text = str(text)[:SHOWN_HTML_CHARS].encode("utf-8", "replace").decode("utf-8")  # nh3 refuses lone surrogates
     # "*": no attribute on any tag but an anchor's href (nh3 keeps title and lang by default, and a
     # title could hold a decoy ' href="…"')
     cleaned = nh3.clean(text, tags=SAFE_TAGS | {"a"}, attributes={"a": {"href"}, "*": set()}, url_schemes=SHOWN_LINK_SCHEMES,
@@ -611,6 +619,12 @@ def sanitise_html(text) -> str:
         return _link_target(open_targets.pop()) if open_targets else ""
 
     return _ANCHOR_TAG.sub(replace, cleaned)
+
+
+def html_length(text) -> int:
+    """How many characters an organiser's HTML has (0 when missing): over SHOWN_HTML_CHARS,
+    the page says that only the start is shown."""
+    return 0 if dataset.is_missing(text) else len(str(text))
 
 
 def _link_target(href: str) -> str:
@@ -1020,7 +1034,8 @@ def _event_page(object_id: int, back: str | None, note: str = "", opening: bool 
                   ("Sales and payouts", field_rows(record, SALES_FIELDS))],
         other_fields=other_field_rows(record),
         description=sanitise_html(record.get("description")),
-        org_desc=sanitise_html(record.get("org_desc")),
+        org_desc=sanitise_html(record.get("org_desc")), shown_html_chars=SHOWN_HTML_CHARS,
+        html_lengths={key: html_length(record.get(key)) for key in ("description", "org_desc")},
         tickets=ticket_rows(record), payouts=payout_summary(record),
         own_money=money_in_own_currency(record),
         reviews=reviews, opens=open_by_others([object_id]).get(object_id, []),

@@ -1793,6 +1793,25 @@ def test_sanitise_html_shows_where_links_lead_as_text(source, expected):
     assert dashboard.sanitise_html(source) == expected
 
 
+def test_a_huge_deeply_nested_description_is_shown_cut_not_hung_on(alice, dash_engine, scored_pairs, tiny_model,
+                                                                    monkeypatch):
+    """Sanitising takes time that grows with the square of how deeply tags nest: 600 KB of "<ul>"
+    (which /score accepts) held a worker past its timeout. The page sanitises the first
+    SHOWN_HTML_CHARS characters of each text and says the rest is not shown."""
+    raw = {**scored_pairs[0][0], "object_id": 990_003, "description": "<ul>" * 150_000,
+           "org_desc": "<p>Fine</p>" + "<div>" * 20_000}
+    db.save_scores(dash_engine, [(raw, predict.score_records(tiny_model, [raw])[0])])
+    sizes, clean = [], dashboard.nh3.clean
+    monkeypatch.setattr(dashboard.nh3, "clean", lambda text, **kw: sizes.append(len(text)) or clean(text, **kw))
+    response = alice.get("/events/990003")
+    page = re.sub(r"\s+", " ", response.get_data(as_text=True))
+    assert response.status_code == 200 and len(sizes) == 2 and max(sizes) <= dashboard.SHOWN_HTML_CHARS
+    assert "Only the first 50,000 of its 600,000 characters are shown" in page
+    assert "Only the first 50,000 of its 100,011 characters are shown" in page and "Fine" in page
+    # a text of ordinary length is shown whole, without the note
+    assert "characters are shown" not in alice.get(f"/events/{scored_pairs[1][0]['object_id']}").get_data(as_text=True)
+
+
 def test_event_page_shows_link_targets_without_links(alice, dash_engine, scored_pairs, tiny_model):
     raw = {**scored_pairs[0][0], "object_id": 990_002,
            "description": '<p>Buy <a href="https://pay.evil.example/checkout">here</a></p>'}
