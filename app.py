@@ -45,6 +45,7 @@ DEFAULTS = {
     "REGISTER_INTERVAL": 60.0,
     "MAX_CONTENT_LENGTH": 1 << 20,  # 1 MiB: a real event is a few KB
     "MAX_BATCH": 1000,
+    "BODY_IDLE_SECONDS": 10.0,  # a /score client silent this long in the middle of its body: 408
     "SCORE_API_KEY": None,  # set: /score requires the X-API-Key header
     "SCORE_ALLOWLIST": None,  # set: comma-separated addresses/networks allowed to POST /score
     "DEMO_MODE": False,  # True: /score stores nothing (a demo on stored test-set events)
@@ -63,7 +64,7 @@ _BOOL = ("DEMO_MODE", "STORE_AFTER_ANSWER", "TRUST_PROXY", "SESSION_COOKIE_SECUR
 # The dashboard's settings (QUEUE_PER_PAGE to LOGIN_ADDRESS_RATE_LIMIT) have their defaults in
 # dashboard.CONFIG_DEFAULTS, which only fills what is not set here.
 _INT = ("PUBLIC_PORT", "MAX_CONTENT_LENGTH", "MAX_BATCH", "QUEUE_PER_PAGE", "DASHBOARD_REFRESH_SECONDS")
-_FLOAT = ("REGISTER_INTERVAL",)
+_FLOAT = ("REGISTER_INTERVAL", "BODY_IDLE_SECONDS")
 _STR = ("DATABASE_URL", "MODEL_PATH", "SPOOL_DIR", "STREAM_REGISTER_URL", "PUBLIC_IP",
         "SCORE_API_KEY", "SCORE_ALLOWLIST", "SECRET_KEY", "RATELIMIT_STORAGE_URI",
         "LOGIN_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT")
@@ -394,16 +395,28 @@ def _request_body() -> bytes:
     de-chunks it) is only cut off at the limit, which would score a truncated body. So when a
     body without a length fills the limit, one more byte from the server decides. A server
     hands over what arrived when a client stops early, so the length read is checked too.
+    Under gunicorn, a client that goes silent mid-body (its connection left open) is answered
+    408 after BODY_IDLE_SECONDS, before the worker's own timeout would kill the worker.
     """
     limit, declared = request.max_content_length, request.content_length
     if limit is not None and declared is not None and declared > limit:
         _reject(f"the body is larger than {limit} bytes (Content-Length {declared})", 413)
+    sock = request.environ.get("gunicorn.socket")
+    idle = current_app.config["BODY_IDLE_SECONDS"]
+    previous = sock.gettimeout() if sock is not None else None
     try:
+        if sock is not None:
+            sock.settimeout(idle)  # for each read of the socket, not for the whole body
         body = request.get_data(cache=False)
         over = (limit is not None and declared is None and len(body) >= limit
                 and request.environ["wsgi.input"].read(1))
     except Exception as exc:  # noqa: BLE001 -- bad chunked framing, a client gone mid-body: its fault
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # Werkzeug wraps it
+            _reject(f"no byte of the body arrived for {idle:g} s: send the whole body without pausing", 408)
         _reject(f"the body could not be read: {str(exc)[:200] or type(exc).__name__}", 400)
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
     if over:
         _reject(f"the body is larger than {limit} bytes", 413, body)
     if declared is not None and len(body) < declared:

@@ -94,6 +94,8 @@ def spec(max_batch: int = 1000) -> dict:
                                   "that is not true or false"),
                     "401": _error("SCORE_API_KEY is set and X-API-Key is missing or wrong"),
                     "403": _error("SCORE_ALLOWLIST is set and the source address is not in it"),
+                    "408": _error("The client sent no byte for BODY_IDLE_SECONDS in the middle of "
+                                  "its body, its connection left open (served by gunicorn)"),
                     "413": _error(f"Body over the size limit (MAX_CONTENT_LENGTH), or more than "
                                   f"{max_batch:,} events"),
                     "415": _error("Content-Type is not application/json (or another +json type), "

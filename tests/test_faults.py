@@ -474,6 +474,47 @@ def test_broken_http_framing_gets_a_json_400_and_is_recorded(tiny_model_path, tm
     no_tracebacks(tmp_path / "gunicorn.log")
 
 
+def test_a_client_silent_mid_body_gets_a_408_before_the_worker_would_be_killed(tiny_model_path, tmp_path):
+    """Two clients (one per worker) send half a body and then nothing, connections left open: each
+    is answered 408 after BODY_IDLE_SECONDS and recorded; no worker is killed (it was: every
+    /score waited for gunicorn's 30 s timeout, which killed the workers and answered 500)."""
+    import socket
+
+    url = f"sqlite:///{tmp_path / 'fraud.db'}"
+    port = free_port()
+    env = {**app_env(port, tmp_path, url, tiny_model_path), "BODY_IDLE_SECONDS": "1"}
+    app = start_gunicorn(env, tmp_path / "gunicorn.log")
+    silent = []
+    try:
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=POST_TIMEOUT)
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"object_id\": 17004")
+            silent.append(sock)
+        answers = []
+        for sock in silent:
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            status_line, _, rest = answer.partition(b"\r\n")
+            answers.append((int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])))
+        for status, body in answers:
+            assert status == 408 and "no byte of the body arrived for 1 s" in body["message"], answers
+        fine = requests.post(f"http://127.0.0.1:{port}/score", json={"object_id": 17005}, timeout=POST_TIMEOUT)
+        assert fine.status_code == 200, fine.text
+    finally:
+        for sock in silent:
+            sock.close()
+        stop_process(app)
+    engine = db.make_engine(url)
+    assert db.get_prediction(engine, 17004) is None
+    assert sum("no byte of the body arrived" in r["reason"] for r in db.recent_rejects(engine)) == 2
+    engine.dispose()
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "WORKER TIMEOUT" not in log and "SIGKILL" not in log, log[-3000:]
+    no_tracebacks(tmp_path / "gunicorn.log")
+
+
 # ----------------------------------------------------------------------------- a new model is rolled out
 
 
