@@ -446,14 +446,43 @@ def _json_payload(record: dict) -> tuple[dict, str]:
     return safe, _dumps(safe)
 
 
+# What a content digest leaves out, as not the organiser's content: the feed's own counter, the
+# label (a labelled file carries it, the stream does not), and the figures that grow as tickets
+# sell or were dropped from the 38-key feed (features.LEAKY_FIELDS, tested to be here, and
+# sale_duration2, which the other fields' dates give). A resend differing only in these, in
+# how a number is written (2 or 2.0: the stream sends whole-number columns with gaps as floats)
+# or in a missing value given or left out (NaN, null, absent) is the same content.
+DIGEST_SKIPPED_KEYS = frozenset({"sequence_number", "acct_type", "sale_duration2", "approx_payout_date",
+                                 "gts", "num_order", "num_payouts", "quantity_sold"})
+# Digests start with their form's version. One made by an earlier form (none had a prefix) is not
+# compared with a new one: the event's next send records the new form, and the one after compares.
+DIGEST_FORM = "2:"
+
+
 def _content_digest(safe: dict) -> str:
-    """A digest of a JSON-safe record's content, keys sorted: the same event sent again in
-    another key order (another source) has the same digest; other content has another."""
+    """A digest of a JSON-safe record's content (see DIGEST_SKIPPED_KEYS), keys sorted: the same
+    event sent again in another key order or shape (another source) has the same digest; other
+    content has another."""
+    content = _digest_form(safe)
     try:
-        text = orjson.dumps(safe, option=orjson.OPT_SORT_KEYS)
+        text = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError):  # integers past 64 bits, keys orjson will not sort
-        text = json.dumps(safe, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+        text = json.dumps(content, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
+    return DIGEST_FORM + hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
+def _digest_form(value):
+    """A JSON-safe value as a digest reads it: whole floats as integers, and in every object no
+    missing value and none of DIGEST_SKIPPED_KEYS."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() and abs(value) <= 2 ** 53 else value
+    if kind is dict:
+        return {key: _digest_form(item) for key, item in value.items()
+                if item is not None and key not in DIGEST_SKIPPED_KEYS}
+    if kind is list:
+        return [_digest_form(item) for item in value]
+    return value
 
 
 def _json_safe(value):
@@ -626,14 +655,18 @@ def prepare_rows(items, source: str = "stream", received_at=None) -> list[dict]:
 @functools.lru_cache(maxsize=2)
 def _upsert_statement(dialect_name: str):
     """INSERT ... ON CONFLICT (object_id) DO UPDATE for a resend. It never touches the review
-    trail; a resend with other content (another payload digest; a row stored before digests
-    has none, and is not compared) records when, and puts a decided event back to 'unreviewed':
+    trail; a resend with other content (another payload digest; a row stored before digests,
+    or with an earlier form of digest, is not compared) records when, and puts a decided event back to 'unreviewed':
     the decision was made on what the event said before."""
     dialect_insert = pg_dialect.insert if dialect_name == "postgresql" else sqlite_dialect.insert
     statement = dialect_insert(PREDICTIONS)
     new, old = statement.excluded, PREDICTIONS.c
     model_changed = old.model_version.is_distinct_from(new.model_version)
-    content_changed = and_(old.payload_digest.is_not(None), new.payload_digest.is_not(None),
+    def of_this_form(digest):  # in literals: every parameter of the statement is a row's value
+        return func.substr(digest, literal_column("1"), literal_column(str(len(DIGEST_FORM)))) == literal_column(
+            f"'{DIGEST_FORM}'")
+
+    content_changed = and_(of_this_form(old.payload_digest), of_this_form(new.payload_digest),
                            old.payload_digest != new.payload_digest)
     updates = {name: new[name] for name in (*FIELD_TYPES, "raw_payload", "payload_digest", *SCORE_COLUMNS,
                                             "source")}

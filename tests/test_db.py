@@ -208,6 +208,49 @@ def test_resend_never_erases_a_review(engine):
     assert (row["risk_tier"], row["model_version"]) == ("low", "m2")
 
 
+def test_a_resend_written_differently_is_the_same_content(engine):
+    """A decided event sent again is reviewed again only when the organiser's content changed:
+    not for a whole number written as a float (the stream sends gappy integer columns as
+    floats), a missing value given or left out, another key order, the 38-key feed's shape, its
+    sequence counter, the label, or sales grown since (tickets sold, payouts made)."""
+    first = raw(5, num_order=0, has_header=None)
+    db.save_scores(engine, [(first, score(5))], received_at=T0)
+    db.add_review(engine, [5], "flagged_fraud", "ann")
+    ticket = {**first["ticket_types"][0], "cost": 25, "quantity_sold": 90}
+    same = {**{key: first[key] for key in reversed(list(first))}, "user_age": 300.0, "delivery_method": 0,
+            "event_created": 1_299_000_000.0, "ticket_types": [ticket], "sequence_number": 77, "acct_type": "premium"}
+    del same["has_header"], same["sale_duration2"], same["gts"], same["approx_payout_date"]  # the 38-key feed
+    same["num_order"], same["num_payouts"], same["org_twitter"] = 41, 3.0, None
+    db.save_scores(engine, [(same, score(5))], received_at=T0 + 10)
+    row = db.get_prediction(engine, 5)
+    assert (row["review_status"], row["content_changed_at"], row["times_received"]) == ("flagged_fraud", None, 2)
+    for changed in ({"name": "Spring Gala!"}, {"user_age": 300.5}, {"has_header": 0},
+                    {"ticket_types": [{**ticket, "cost": 26}]}):
+        db.add_review(engine, [5], "flagged_fraud", "ann")
+        db.save_scores(engine, [({**same, **changed}, score(5))], received_at=T0 + 20)
+        assert db.get_prediction(engine, 5)["review_status"] == "unreviewed", changed
+
+
+def test_events_digested_by_an_earlier_form_are_compared_from_their_next_send(engine):
+    """Digests of an earlier form (no prefix) are not compared with this form's: a decided event
+    stays decided on its first send after the upgrade, whatever it says, and is compared after."""
+    db.save_scores(engine, [(raw(5), score(5))], received_at=T0)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE predictions SET payload_digest = '0123456789abcdef0123456789abcdef'")
+    db.add_review(engine, [5], "cleared", "ann")
+    db.save_scores(engine, [(raw(5, user_age=300.0), score(5))], received_at=T0 + 1)
+    row = db.get_prediction(engine, 5)
+    assert row["review_status"] == "cleared" and row["payload_digest"].startswith(db.DIGEST_FORM)
+    db.save_scores(engine, [(raw(5, name="edited"), score(5))], received_at=T0 + 2)
+    assert db.get_prediction(engine, 5)["review_status"] == "unreviewed"
+
+
+def test_what_a_digest_leaves_out_covers_the_fields_known_only_as_tickets_sell():
+    import features
+
+    assert set(features.LEAKY_FIELDS) <= db.DIGEST_SKIPPED_KEYS
+
+
 def test_model_change_keeps_the_previous_score(engine):
     db.save_scores(engine, [(raw(3), score(3, p=0.7, tier="high", version="m1"))])
     db.save_scores(engine, [(raw(3), score(3, p=0.7, tier="high", version="m1"))])
