@@ -302,11 +302,14 @@
     function update(changed) {
       var m = exact.medium !== null ? exact.medium : Number(sliders.medium.value);
       var h = exact.high !== null ? exact.high : Number(sliders.high.value);
-      if (m > h) {  // keep medium <= high: move the slider the analyst did not touch
-        if (changed === "high") { sliders.medium.value = h; m = h; } else { sliders.high.value = m; h = m; }
+      if (m > h) {  // keep medium <= high: move the slider the analyst did not touch (then where it sits counts)
+        if (changed === "high") { sliders.medium.value = h; m = h; exact.medium = null; }
+        else { sliders.high.value = m; h = m; exact.high = null; }
       }
       outputs.medium.textContent = percent(m);
       outputs.high.textContent = percent(h);
+      sliders.medium.setAttribute("aria-valuetext", percent(m));  // read out as shown, not "0.367"
+      sliders.high.setAttribute("aria-valuetext", percent(h));
       var thresholds = { medium: m, high: h };
       var tiers = { high: { fraud: 0, legit: 0 }, medium: { fraud: 0, legit: 0 }, low: { fraud: 0, legit: 0 } };
       var fraudTotal = 0, fraudMoney = 0, missedMoney = 0;

@@ -301,6 +301,15 @@ def test_every_chart_is_drawn_from_its_json(session):
     assert page.text_content("#m-money") == f"${missed_money:,.0f}"  # the service's money is in US dollars
     page.click("#whatif-reset")
     assert page.text_content("#m-reviewed") == f"{reviewed:,}"
+    # one slider pushing the other: the pushed one counts where it now sits, as its label says
+    assert thresholds["high"] < 0.95
+    page.fill("#slider-medium", "0.95")
+    page.fill("#slider-medium", "0")
+    assert page.text_content("#out-high") == page.get_attribute("#slider-high", "aria-valuetext")
+    assert float(page.text_content("#out-high").rstrip(" %")) == 95.0
+    high = sum(1 for pt in points if pt["p"] >= 0.95)
+    assert page.text_content("#m-reviewed-sub").endswith(f" · {high:,} high")
+    page.click("#whatif-reset")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "charts.png"), full_page=True)
 
@@ -332,6 +341,9 @@ def _check_chart_numbers(session, page):
     for chart in ("chart-scored", "chart-histogram", "chart-money", "chart-status", "chart-whatif"):
         page.wait_for_selector(f"#{chart}-numbers table", state="attached")
     assert page.is_hidden("#chart-money-numbers")  # folded until asked for
+    # a screen reader listing the page's controls can tell the five tables apart
+    summaries = page.eval_on_selector_all("details.chart-numbers summary", "s => s.map(x => x.textContent)")
+    assert len(summaries) == 5 and len(set(summaries)) == 5 and all(t.startswith("The numbers") for t in summaries)
     page.click("#chart-money + .legend + details summary")
     assert page.is_visible("#chart-money-numbers table")
 
