@@ -1316,8 +1316,9 @@ def _filter_clauses(filters: dict | None, tier: str | None = None, dialect_name:
     if "organiser" in filters:  # the same organiser, not one whose name contains it
         wanted = str(filters["organiser"]).strip().lower()[:MATCH_CHARS]
         clauses.append(func.substr(_folded(p.org_name, dialect_name), 1, MATCH_CHARS) == wanted)
-    if "decided_by" in filters:  # the event's latest decision is this analyst's
-        mine = select(REVIEWS.c.id).where(REVIEWS.c.analyst == _clean_text(str(filters["decided_by"]).strip()))
+    if "decided_by" in filters:  # the event's latest decision is this analyst's (names ignore case)
+        wanted = _clean_text(str(filters["decided_by"]).strip()).lower()
+        mine = select(REVIEWS.c.id).where(_folded(REVIEWS.c.analyst, dialect_name) == wanted)
         clauses.append(p.last_review_id.in_(mine))
     if "domain" in filters:  # the same domain (or a whole address at it), not one ending in it
         wanted = str(filters["domain"]).strip().lower().rsplit("@", 1)[-1][:MATCH_CHARS]

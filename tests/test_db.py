@@ -814,6 +814,10 @@ def test_decided_by_lists_the_events_whose_latest_decision_is_that_analysts(engi
     assert found(decided_by="ann") == [1, 3, 4] and found(decided_by="bob") == [2]
     assert found(decided_by="ann", status="flagged_fraud") == [1, 3] and found(decided_by="cy") == []
     assert db.tier_summary(engine, {"decided_by": "ann"})["medium"]["count"] == 3
+    # names ignore case, as at sign-in, beyond ASCII too
+    assert found(decided_by=" ANN ") == [1, 3, 4] and found(decided_by="Bob") == [2]
+    db.add_review(engine, [5], "cleared", "Émilie")
+    assert found(decided_by="émilie") == [5] and found(decided_by="ÉMILIE") == [5]
 
 
 def test_queue_filters(engine):
