@@ -4,7 +4,10 @@
 (function () {
   "use strict";
 
+  var lastSubmit = null;  // the latest form sent: leaving the page to send a note loses nothing
+
   document.addEventListener("submit", function (event) {
+    lastSubmit = event;
     if (event.defaultPrevented) { return; }  // e.g. the analyst said no to "Flag 3 events?"
     var form = event.target;
     // After this event: the browser has already taken the pressed button's name and value.
@@ -72,8 +75,23 @@
     }
   });
 
+  // A note typed (or kept from a decision not applied) and not sent: leaving the page by a link,
+  // signing out or closing the tab asks first (the browser's own "Leave site?"), as the note
+  // would be lost. Sending the form that holds it does not ask.
+  window.addEventListener("beforeunload", function (event) {
+    var sending = lastSubmit && !lastSubmit.defaultPrevented ? lastSubmit.target : null;
+    var unsent = Array.prototype.some.call(document.querySelectorAll("textarea[data-note-max], textarea.note-copy"), function (field) {
+      return field.value.trim() !== "" && !(sending && sending.contains(field));
+    });
+    if (unsent) {
+      event.preventDefault();
+      event.returnValue = "";  // what older browsers need to ask
+    }
+  });
+
   // Back to a page kept in the browser's cache: its buttons work again.
   window.addEventListener("pageshow", function () {
+    lastSubmit = null;
     Array.prototype.forEach.call(document.querySelectorAll("button[data-sent]"), function (button) {
       button.disabled = false;
       delete button.dataset.sent;

@@ -155,6 +155,35 @@ def test_open_an_event_flag_it_and_see_the_audit_entry(session):
     assert db.get_prediction(engine, object_id)["review_status"] == "flagged_fraud"
 
 
+def test_leaving_a_page_with_an_unsent_note_asks_first(session):
+    """A typed note is lost if the analyst signs out or follows a link: the browser asks first
+    (and staying keeps the note). Sending the note, or leaving with an empty box, asks nothing."""
+    page = session["context"].new_page()
+    asked = []
+
+    def on_dialog(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()  # "stay on this page"
+
+    page.on("dialog", on_dialog)
+    target = db.queue(session["engine"], tier="low", per_page=1)[0][0]["object_id"]
+    try:
+        page.goto(session["url"] + f"/events/{target}")
+        page.fill("#note", "organiser's phone number is disconnected")
+        page.click("form[action$='/logout'] button")
+        page.wait_for_timeout(500)
+        assert asked == ["beforeunload"] and page.url.endswith(f"/events/{target}")
+        assert page.input_value("#note") == "organiser's phone number is disconnected"
+        page.click("#decision button[value=note]")  # sending it asks nothing
+        page.wait_for_selector(".flash-success")
+        assert asked == ["beforeunload"] and "phone number is disconnected" in page.text_content("#history")
+        page.click(".event-nav a >> nth=0")  # an empty box: nothing to ask
+        page.wait_for_selector("#queue-table")
+        assert asked == ["beforeunload"]
+    finally:
+        page.close()
+
+
 def test_bulk_clear_two_events(session):
     """Clearing several events asks first (they become "not fraud" labels): no sends nothing."""
     engine = session["engine"]
