@@ -585,6 +585,15 @@ def test_an_event_page_fits_the_screen(session, width):
         assert page.text_content("#event-organiser") == long_name
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"event-long-name-{width}.png"), full_page=True)
+        # on a narrow screen the decision is below every field: a link at the top goes down to it
+        in_view = "() => { const r = document.getElementById('decision').getBoundingClientRect(); " \
+                  "return r.top >= 0 && r.top < window.innerHeight; }"
+        if width < 900:
+            assert not page.evaluate(in_view)
+            page.click("#jump-decision")
+            page.wait_for_function(in_view)
+        else:  # beside the fields, in view
+            assert page.evaluate(in_view) and page.is_hidden("#jump-decision")
     finally:
         page.close()
 
