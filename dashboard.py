@@ -974,7 +974,7 @@ def _queue_page(args, note: str = "", selected=()):
     fill_reasons(rows)
     return render_template(
         "queue.html", active_page="queue", state=state, summary=summary, rows=rows, total=total,
-        opens=open_by_others([row["object_id"] for row in rows]),
+        opens=open_by_others([row["object_id"] for row in rows]), undone=decisions_undone(rows),
         pages=pages, page_numbers=page_numbers(min(state["page"], pages), pages),
         queue_url=functools.partial(queue_url, state), sort_labels=SORT_LABELS, currencies=CURRENCIES,
         first=(state["page"] - 1) * state["per_page"] + 1 if rows else 0,
@@ -982,6 +982,20 @@ def _queue_page(args, note: str = "", selected=()):
         summary_url=url_for("dashboard.api_queue_summary", **state["filters"]),
         refresh=current_app.config["DASHBOARD_REFRESH_SECONDS"], bulk_note=note, selected=set(selected),
     )
+
+
+def decisions_undone(rows: list[dict]) -> dict[int, dict]:
+    """The decisions the listed events' organisers changed them after (they are back to "Not
+    reviewed", see db._upsert_statement), as the queue says them: object_id -> "Flagged as fraud
+    by alice; the event changed since". An event edited after it was flagged is worth knowing
+    about in the list, not only in its history."""
+    undone = {row["object_id"]: row["last_review_id"] for row in rows
+              if (row.get("review_status") or "unreviewed") == "unreviewed"
+              and row.get("content_changed_at") is not None and row.get("last_review_id") is not None}
+    found = db.decisions(current_app.extensions["db_engine"], undone.values())
+    return {object_id: f"{ACTION_DONE[found[review_id]['action']]} by {shorten(found[review_id]['analyst'])}; "
+                       "the event changed since"
+            for object_id, review_id in undone.items() if found.get(review_id, {}).get("action") in ACTION_DONE}
 
 
 def fill_reasons(rows: list[dict], payloads: dict[int, dict] | None = None) -> None:

@@ -1150,6 +1150,19 @@ def reviews_for(engine: Engine, object_id) -> list[dict]:
 
 
 @_translate_errors
+def decisions(engine: Engine, review_ids) -> dict[int, dict]:
+    """Reviews by id: {id: {action, analyst, created_at}} (ids that are not there are left out)."""
+    ids = sorted({int(i) for i in review_ids if i is not None})
+    if not ids:
+        return {}
+    r = REVIEWS.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(r.id, r.action, r.analyst, r.created_at).where(r.id.in_(ids)))
+        return {int(row.id): {"action": row.action, "analyst": row.analyst, "created_at": row.created_at}
+                for row in rows}
+
+
+@_translate_errors
 def export_labels(engine: Engine) -> list[dict]:
     """Analysts' latest decisions as training labels: flagged_fraud -> fraud, cleared -> not fraud.
 

@@ -769,6 +769,9 @@ def test_an_event_sent_again_with_other_content_after_a_decision_is_reviewed_aga
     assert target not in [label["object_id"] for label in db.export_labels(dash_engine)]
     queue = alice.get("/queue", query_string={"tier": "medium", "status": "unreviewed", "q": str(target)})
     assert target in row_ids(queue.get_data(as_text=True))
+    # the queue says what was decided before the change, not only the event's history
+    assert re.search(r'class="changed-since small">Cleared by alice; the event changed since<',
+                     _queue_row(queue.get_data(as_text=True), target))
     fresh = alice.get(f"/events/{target}").get_data(as_text=True)
     history = fresh[fresh.index('id="history"'):]
     assert history.index('id="content-changed"') < history.index("payee is the organiser")
@@ -785,6 +788,8 @@ def test_an_event_sent_again_with_other_content_after_a_decision_is_reviewed_aga
         "expected_score": _hidden(fresh, "expected_score")}).status_code == 302
     labels = [label for label in db.export_labels(dash_engine) if label["object_id"] == target]
     assert [(label["fraud"], label["event"]["payee_name"]) for label in labels] == [(True, "Quick Cash Ltd")]
+    queue = alice.get("/queue", query_string={"tier": "medium", "q": str(target)}).get_data(as_text=True)
+    assert "changed-since" not in _queue_row(queue, target)  # decided again, on what it says now
 
 
 @pytest.mark.parametrize("value", ["0.5", "x/1", "0.5/nan", "inf/1", "0.5/1/2/3", "0.5/1/x", "0.5/1/inf"])
