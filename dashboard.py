@@ -1510,14 +1510,18 @@ def api_labelled():
     })
 
 
-@bp.route("/api/queue/opens")
+@bp.route("/api/queue/rows")
 @login_required
-def api_queue_opens():
-    """Which of the listed events (``ids``, comma-separated, at most MAX_PER_PAGE) colleagues have
-    open, as the queue writes it: {object_id: "open by bob (just now)"}; refreshed with the counts."""
+def api_queue_rows():
+    """What may have changed in the listed events (``ids``, comma-separated, at most
+    MAX_PER_PAGE) since the queue was loaded, as the queue writes it; refreshed with the counts:
+    {object_id: {"status": key, "status_label": text, "open_by": "open by bob (just now)" or ""}}."""
     ids = [int(part) for part in request.args.get("ids", "").split(",")[:db.MAX_PER_PAGE]
            if part.strip().isascii() and part.strip().isdigit() and 0 < int(part) <= validation.MAX_OBJECT_ID]
-    return jsonify({str(i): format_open_by(entries) for i, entries in open_by_others(ids).items()})
+    opens = open_by_others(ids)
+    return jsonify({str(object_id): {"status": status, "status_label": status_label(status),
+                                     "open_by": format_open_by(opens[object_id]) if object_id in opens else ""}
+                    for object_id, status in db.review_statuses(current_app.extensions["db_engine"], ids).items()})
 
 
 @bp.route("/api/queue/summary")

@@ -1150,6 +1150,18 @@ def reviews_for(engine: Engine, object_id) -> list[dict]:
 
 
 @_translate_errors
+def review_statuses(engine: Engine, object_ids) -> dict[int, str]:
+    """The review status of each of these events: {object_id: status} (unknown ids left out)."""
+    ids = sorted({i for i in (_parse_object_id(v) for v in object_ids) if i is not None})
+    if not ids:
+        return {}
+    p = PREDICTIONS.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(p.object_id, p.review_status).where(p.object_id.in_(ids)))
+        return {int(row.object_id): row.review_status or "unreviewed" for row in rows}
+
+
+@_translate_errors
 def decisions(engine: Engine, review_ids) -> dict[int, dict]:
     """Reviews by id: {id: {action, analyst, created_at}} (ids that are not there are left out)."""
     ids = sorted({int(i) for i in review_ids if i is not None})

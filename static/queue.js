@@ -82,28 +82,39 @@
         if (stamp) { stamp.textContent = "Counts updated " + new Date().toISOString().slice(11, 19) + " UTC"; }
       })
       .catch(function () { /* keep the last counts; the next tick tries again */ });
-    refreshOpens();
+    refreshRows();
   }
 
-  /* Which listed events colleagues have open ("open by bob (just now)"), refreshed with the counts. */
-  function refreshOpens() {
+  /* What changed in the listed rows since the page loaded, refreshed with the counts: a
+   * colleague's decision (the status badge), and who has each event open ("open by bob"). */
+  function refreshRows() {
     var rows = Array.prototype.slice.call(document.querySelectorAll("#queue-table tr[data-object-id]"));
-    if (!rows.length || !cards.dataset.opensUrl) { return; }
+    if (!rows.length || !cards.dataset.rowsUrl) { return; }
     var ids = rows.map(function (row) { return row.dataset.objectId; }), asks = [];
     for (var i = 0; i < ids.length; i += 100) {  // 100 ids of up to 19 digits keep a URL well under 4 KB
-      asks.push(fetch(cards.dataset.opensUrl + "?ids=" + ids.slice(i, i + 100).join(","),
+      asks.push(fetch(cards.dataset.rowsUrl + "?ids=" + ids.slice(i, i + 100).join(","),
                       { headers: { "Accept": "application/json" }, credentials: "same-origin" })
         .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); }));
     }
     Promise.all(asks)
       .then(function (parts) {
-        var opens = Object.assign.apply(null, [{}].concat(parts));
+        var found = Object.assign.apply(null, [{}].concat(parts));
         rows.forEach(function (row) {
+          var now = found[row.dataset.objectId];
+          if (!now) { return; }
           var note = row.querySelector(".open-by");
-          if (!note) { return; }
-          var text = opens[row.dataset.objectId] || "";
-          note.textContent = text;
-          note.hidden = !text;
+          if (note) {
+            note.textContent = now.open_by;
+            note.hidden = !now.open_by;
+          }
+          var badge = row.querySelector(".badge[data-status]");
+          if (badge && badge.dataset.status !== now.status) {  // decided (or changed) since the page loaded
+            var urgent = row.dataset.tier === "high" && now.status === "unreviewed";
+            badge.dataset.status = now.status;
+            badge.className = "badge status-" + now.status + (urgent ? " urgent" : "");
+            badge.textContent = now.status_label;
+            row.classList.toggle("attention", urgent);
+          }
         });
       })
       .catch(function () { /* keep what is shown; the next tick tries again */ });

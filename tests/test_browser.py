@@ -182,6 +182,9 @@ def test_leaving_a_page_with_an_unsent_note_asks_first(session):
         assert asked == ["beforeunload"]
     finally:
         page.close()
+        with session["engine"].begin() as conn:  # other tests take this event as one nobody touched
+            conn.execute(db.REVIEWS.delete().where(db.REVIEWS.c.object_id == target))
+            conn.execute(db.EVENT_OPENS.delete())
 
 
 def test_bulk_clear_two_events(session):
@@ -469,6 +472,28 @@ def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(se
     page.screenshot(path=str(ARTIFACTS / "event-open-by-colleague.png"))
     with engine.begin() as conn:  # bob's opening would mark this event for the tests after this one
         conn.execute(db.EVENT_OPENS.delete())
+
+
+def test_a_colleagues_decision_shows_in_an_open_queue_without_a_reload(session):
+    """An open queue does not leave a colleague's decision looking undone: the row's status
+    follows, with the counts' refresh."""
+    page, engine = session["page"], session["engine"]
+    page.goto(session["url"] + "/queue?tier=high&status=unreviewed")
+    row = page.locator("#queue-table tbody tr[data-tier='high']").first
+    target = int(row.get_attribute("data-object-id"))
+    assert "attention" in row.get_attribute("class")
+    decision = db.add_review(engine, [target], "flagged_fraud", "bob")
+    try:
+        page.wait_for_function(
+            "id => document.querySelector(`tr[data-object-id='${id}'] .badge[data-status]`).textContent"
+            " === 'Flagged as fraud'", arg=target, timeout=REFRESH_SECONDS * 3 * 1000)
+        assert "attention" not in (row.get_attribute("class") or "")
+        assert "status-flagged_fraud" in row.locator(".badge[data-status]").get_attribute("class")
+    finally:  # undo bob's decision: other tests read this queue
+        with engine.begin() as conn:
+            conn.execute(db.REVIEWS.delete().where(db.REVIEWS.c.id == decision["review_ids"][target]))
+            conn.execute(db.PREDICTIONS.update().where(db.PREDICTIONS.c.object_id == target)
+                         .values(review_status="unreviewed", last_review_id=None))
 
 
 def test_an_event_page_is_open_while_it_is_shown_and_not_after(session):

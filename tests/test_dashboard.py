@@ -169,7 +169,7 @@ def _any_id(engine, tier="high") -> int:
 PAGES = ["/", "/queue", "/queue?tier=low", f"/events/{HOSTILE_ID}", "/charts"]
 JSON_ENDPOINTS = ["/api/charts/scored-over-time", "/api/charts/probabilities", "/api/charts/money",
                   "/api/charts/status-over-time", "/api/charts/labelled", "/api/queue/summary",
-                  "/api/queue/opens?ids=1"]
+                  "/api/queue/rows?ids=1"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -451,7 +451,7 @@ def test_event_page_shows_hostile_text_inertly(alice):
     assert not [tag for tag, _ in tags if tag in ("img", "svg", "iframe", "object", "embed", "a")
                 and tag != "a"]
     assert not [attrs for tag, attrs in tags  # every link is to this site (or a place on the page)
-                if tag == "a" and not attrs.get("href", "").startswith("/") and attrs.get("href") != "#main"]
+                if tag == "a" and not attrs.get("href", "").startswith("/") and attrs.get("href") not in ("#main", "#decision")]
     assert "<b>party</b>" in page and "<i>We</i>" in page  # basic formatting survives
     assert "Free gig &lt;script&gt;window.__pwned" in page  # the name is shown as text, escaped
 
@@ -822,7 +822,7 @@ def test_a_conflict_links_to_its_event_and_a_resent_decision_is_already_saved(da
 
 
 def _queue_row(page: str, object_id: int) -> str:
-    match = re.search(rf'<tr[^>]*data-object-id="{object_id}">(.*?)</tr>', page, re.S)
+    match = re.search(rf'<tr[^>]*data-object-id="{object_id}"[^>]*>(.*?)</tr>', page, re.S)
     assert match, f"event {object_id} is not on the page"
     return match.group(1)
 
@@ -857,8 +857,9 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     assert "open by alice" in _queue_row(bob.get("/queue?tier=high").get_data(as_text=True), target)
 
     # the queue's live refresh reads the same, for the ids it lists; junk ids are ignored
-    assert alice.get(f"/api/queue/opens?ids={target},{stale},x,-3,{10**30},").get_json() == {
-        str(target): "open by bob (just now)"}
+    unreviewed = {"status": "unreviewed", "status_label": "Not reviewed"}
+    assert alice.get(f"/api/queue/rows?ids={target},{stale},x,-3,{10**30},999999999").get_json() == {
+        str(target): {**unreviewed, "open_by": "open by bob (just now)"}, str(stale): {**unreviewed, "open_by": ""}}
     # bob decides; the page confirming his decision is not a new opening
     decided = bob.post(f"/events/{target}/review", data={"action": "needs_info", "expected_review_id": ""},
                        follow_redirects=True)
@@ -867,6 +868,8 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     assert _open_by_note(alice.get(f"/events/{target}").get_data(as_text=True)) == ""
     queue = alice.get("/queue?tier=high").get_data(as_text=True)
     assert "open by" not in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
+    assert alice.get(f"/api/queue/rows?ids={target}").get_json() == {
+        str(target): {"status": "needs_info", "status_label": "Needs information", "open_by": ""}}
     # a bulk decision ends bob's opening of every event it decided
     assert bob.post("/reviews/bulk", data={"action": "cleared", "object_id": [other], f"seen_{other}": "",
                                            "next": "/queue"}).status_code == 302
