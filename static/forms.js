@@ -80,7 +80,7 @@
   // would be lost. Sending the form that holds it does not ask.
   window.addEventListener("beforeunload", function (event) {
     var sending = lastSubmit && !lastSubmit.defaultPrevented ? lastSubmit.target : null;
-    var unsent = Array.prototype.some.call(document.querySelectorAll("textarea[data-note-max], textarea.note-copy"), function (field) {
+    var unsent = Array.prototype.some.call(document.querySelectorAll("[data-note-max], textarea.note-copy"), function (field) {
       return field.value.trim() !== "" && !(sending && sending.contains(field));
     });
     if (unsent) {

@@ -16,6 +16,8 @@
       var chosen = boxes.filter(function (b) { return b.checked; }).length;
       label.textContent = chosen ? chosen + " selected" : "None selected";
       buttons.forEach(function (button) { button.disabled = chosen === 0; });
+      // With events ticked, the bar stays on screen while the list scrolls (row 40 is far below it).
+      label.parentNode.classList.toggle("has-selection", chosen > 0);
       if (all) {
         all.checked = chosen > 0 && chosen === boxes.length;
         all.indeterminate = chosen > 0 && chosen < boxes.length;

@@ -103,6 +103,9 @@ def session(browser, server):
 def _watch(page, events: dict) -> None:
     """Record every dialog (alert/confirm) and console error a page produces."""
     def on_dialog(dialog):
+        if dialog.type == "beforeunload":  # "Leave site?" for a note left unsent: a test moving on leaves
+            dialog.accept()
+            return
         events["dialogs"].append(dialog.message)
         dialog.dismiss()
 
@@ -209,6 +212,29 @@ def test_bulk_clear_two_events(session):
         assert "Cleared: 2 events." in page.text_content(".flash-success")
         assert [db.get_prediction(engine, i)["review_status"] for i in ids] == ["cleared", "cleared"]
         assert all(len(db.reviews_for(engine, i)) == 1 for i in ids)
+    finally:
+        page.close()
+
+
+def test_the_bulk_bar_stays_in_view_with_events_ticked_far_down(session):
+    """Ticking the 40th event, the buttons that act on it are on screen, not 40 rows up; a bulk
+    note typed and not sent asks before the page is left."""
+    page, asked = session["context"].new_page(), []
+    page.on("dialog", lambda d: (asked.append(d.type), d.dismiss()))
+    in_view = "() => { const r = document.querySelector('.bulk-bar').getBoundingClientRect(); " \
+              "return r.top >= 0 && r.bottom <= window.innerHeight; }"
+    try:
+        page.set_viewport_size({"width": 1400, "height": 700})
+        page.goto(session["url"] + "/queue?tier=all&per_page=50")
+        box = page.locator("#queue-table input.row-select").nth(39)
+        box.scroll_into_view_if_needed()
+        assert not page.evaluate(in_view)  # scrolled past it, nothing ticked: it stays in its place
+        box.check()
+        assert page.evaluate(in_view) and page.is_enabled("button.bulk-action[value=needs_info]")
+        page.fill("#bulk-note", "same organiser as the flagged one")
+        page.click("nav a[href='/charts']")
+        page.wait_for_timeout(500)
+        assert asked == ["beforeunload"] and "/queue" in page.url
     finally:
         page.close()
 
