@@ -984,7 +984,7 @@ def _queue_page(args, note: str = "", selected=()):
     )
 
 
-def decisions_undone(rows: list[dict]) -> dict[int, dict]:
+def decisions_undone(rows: list[dict]) -> dict[int, str]:
     """The decisions the listed events' organisers changed them after (they are back to "Not
     reviewed", see db._upsert_statement), as the queue says them: object_id -> "Flagged as fraud
     by alice; the event changed since". An event edited after it was flagged is worth knowing
