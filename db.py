@@ -457,6 +457,9 @@ DIGEST_SKIPPED_KEYS = frozenset({"sequence_number", "acct_type", "sale_duration2
 # Digests start with their form's version. One made by an earlier form (none had a prefix) is not
 # compared with a new one: the event's next send records the new form, and the one after compares.
 DIGEST_FORM = "2:"
+# The same in SQL, as literals (every parameter of the upsert is a row's value): how many
+# characters the prefix has, and the prefix (tested to agree with DIGEST_FORM).
+_DIGEST_FORM_CHARS, _DIGEST_FORM_SQL = literal_column("2"), literal_column("'2:'")
 
 
 def _content_digest(safe: dict) -> str:
@@ -662,9 +665,8 @@ def _upsert_statement(dialect_name: str):
     statement = dialect_insert(PREDICTIONS)
     new, old = statement.excluded, PREDICTIONS.c
     model_changed = old.model_version.is_distinct_from(new.model_version)
-    def of_this_form(digest):  # in literals: every parameter of the statement is a row's value
-        return func.substr(digest, literal_column("1"), literal_column(str(len(DIGEST_FORM)))) == literal_column(
-            f"'{DIGEST_FORM}'")
+    def of_this_form(digest):
+        return func.substr(digest, literal_column("1"), _DIGEST_FORM_CHARS) == _DIGEST_FORM_SQL
 
     content_changed = and_(of_this_form(old.payload_digest), of_this_form(new.payload_digest),
                            old.payload_digest != new.payload_digest)

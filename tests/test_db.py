@@ -249,6 +249,8 @@ def test_what_a_digest_leaves_out_covers_the_fields_known_only_as_tickets_sell()
     import features
 
     assert set(features.LEAKY_FIELDS) <= db.DIGEST_SKIPPED_KEYS
+    # the upsert's SQL literals for the digest's form agree with it
+    assert str(db._DIGEST_FORM_SQL) == f"'{db.DIGEST_FORM}'" and int(str(db._DIGEST_FORM_CHARS)) == len(db.DIGEST_FORM)
 
 
 def test_model_change_keeps_the_previous_score(engine):
