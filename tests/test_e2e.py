@@ -13,7 +13,8 @@ import pytest
 import requests
 
 import db
-from tests.processes import app_env, free_port, start_gunicorn, start_stream, stop_process, wait_for
+from tests.processes import (app_env, free_port, start_gunicorn, start_stream, stop_process, wait_for,
+                             worker_pids)
 
 pytestmark = pytest.mark.e2e
 
@@ -104,9 +105,14 @@ def test_the_app_registers_the_port_it_listens_on(tiny_model_path, stream_file, 
         assert requests.get(f"http://127.0.0.1:{app_port}/metrics", timeout=5).status_code == 200
         log_path = tmp_path / "gunicorn.log"
         booted = log_path.read_text().count("Booting worker")
+        before = worker_pids(app.pid)
         os.kill(app.pid, signal.SIGHUP)  # a reload reads the config again, the folder already set
         wait_for(lambda: log_path.read_text().count("Booting worker") >= booted + 2, timeout=60,
                  what="the workers started again after HUP")
+        # and the reload is over (the old workers gone): a TERM in the middle of it left the master
+        # waiting on a worker it spawned after the TERM, killed before it could remove the folder
+        wait_for(lambda: len(now := worker_pids(app.pid)) == 2 and not now & before, timeout=60,
+                 what="the old workers gone after HUP")
         assert requests.get(f"http://127.0.0.1:{app_port}/metrics", timeout=5).status_code == 200
         assert len(list(temp.glob("fraud-metrics-*"))) == 1
     finally:
