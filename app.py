@@ -450,6 +450,10 @@ def _reject(reason: str, status: int, body: bytes = b"", field: str | None = Non
     abort(status, description=validation.describe(reason, field))
 
 
+# How long a spooled event may wait for the database before /health says the service is degraded.
+SPOOL_STUCK_SECONDS = 60
+
+
 def health():
     """Model loaded, database reachable, spool depth and writability; 503 when degraded."""
     app = current_app
@@ -466,12 +470,19 @@ def health():
             depth = writer.spool.depth()
         except db.DatabaseUnavailable:
             database_ok = False
+    # Events that wait in the spool longer than SPOOL_STUCK_SECONDS are not reaching the database
+    # even though it answers (a write lock held elsewhere, another process's drain retrying):
+    # degraded, as when it is unreachable.
+    since = writer.spool.oldest_waiting_since() if depth else None
+    waiting = None if since is None else round(max(0.0, time.time() - since), 1)
+    stuck = waiting is not None and waiting > SPOOL_STUCK_SECONDS
     body = {
-        "status": "ok" if database_ok and spool_ok else "degraded",
+        "status": "ok" if database_ok and spool_ok and not stuck else "degraded",
         "model_loaded": True,
         "model_version": app.extensions["fraud_model"].version,
         "database": "ok" if database_ok else "unreachable",
-        "spool": {"depth": depth, "writable": spool_ok, "set_aside": writer.spool.dead_depth()},
+        "spool": {"depth": depth, "writable": spool_ok, "set_aside": writer.spool.dead_depth(),
+                  "oldest_waiting_seconds": waiting},
         "demo_mode": app.config["DEMO_MODE"],
         # The last reload refused the model file (when, why); the running model serves on, so
         # the status is not changed by it. None once a reload works (and after a restart).

@@ -1785,6 +1785,21 @@ class Spool:
                         break
         return found
 
+    def oldest_waiting_since(self) -> float | None:
+        """When the oldest entry still waiting was spooled (unix seconds); None when none waits
+        (or its line is torn, which the next drain skips). Reads one line."""
+        offset = self._offset()
+        if self._size() <= offset:
+            return None
+        try:
+            with open(self._file(self.FILE), "rb") as handle:
+                handle.seek(offset)
+                entry = _parse_entry(handle.readline(1 << 24))
+        except OSError:
+            return None
+        spooled_at = entry.get("spooled_at") if isinstance(entry, dict) else None
+        return float(spooled_at) if isinstance(spooled_at, (int, float)) and math.isfinite(spooled_at) else None
+
     def depth(self) -> int:
         """How many events wait in the spool (cheap to call often: counts only lines added since)."""
         offset, size = self._offset(), self._size()

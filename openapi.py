@@ -109,7 +109,8 @@ def spec(max_batch: int = 1000) -> dict:
                 "200": {"description": "Healthy (`refused_reload`, when not null, says when and why the last "
                                        "reload could not load the model file: the running model serves on)",
                         "content": {"application/json": {"schema": {"type": "object"}}}},
-                "503": {"description": "Degraded (database unreachable or spool unwritable)",
+                "503": {"description": "Degraded (database unreachable, spool unwritable, or an event "
+                                       "waiting in the spool over 60 s)",
                         "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/version": {"get": {"summary": "The serving model's version, thresholds and metrics", "responses": {
                 "200": {"description": "Model metadata", "content": {"application/json": {"schema": {"type": "object"}}}}}}},

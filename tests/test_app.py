@@ -332,7 +332,7 @@ def test_hostile_html_is_stored_verbatim_and_scored(app, client):
 def test_health_version_openapi(client):
     health = client.get("/health")
     assert health.status_code == 200 and health.json["database"] == "ok"
-    assert health.json["spool"] == {"depth": 0, "writable": True, "set_aside": 0}
+    assert health.json["spool"] == {"depth": 0, "writable": True, "set_aside": 0, "oldest_waiting_seconds": None}
     version = client.get("/version").json
     assert version["version"] and set(version["thresholds"]) == {"medium", "high"}
     spec = client.get("/openapi.json").json
@@ -412,6 +412,33 @@ def test_database_down_spools_and_health_says_so(make_app, tmp_path):
     health = client.get("/health")
     assert health.status_code == 503
     assert health.json["database"] == "unreachable" and health.json["spool"]["depth"] == 3
+
+
+def test_events_stuck_in_the_spool_while_the_database_answers_are_degraded(app, client, monkeypatch):
+    """The database answers, but spooled events do not reach it (another process holds the drain,
+    retrying against a write lock): /health says how long the oldest has waited, and after
+    SPOOL_STUCK_SECONDS that the service is degraded."""
+    import time
+
+    import predict
+
+    writer = app.extensions["score_writer"]
+    raw = {**EXAMPLES[0], "object_id": 880001}
+    pair = [(raw, predict.score_records(app.extensions["fraud_model"], [raw])[0])]
+    with writer.spool.drain_lock(blocking=True):  # another drainer: this /health cannot drain
+        writer.spool.append(pair)
+        fresh = client.get("/health")
+        assert fresh.status_code == 200 and fresh.json["status"] == "ok"
+        assert fresh.json["spool"]["depth"] == 1 and 0 <= fresh.json["spool"]["oldest_waiting_seconds"] < 5
+        monkeypatch.setattr(time, "time", lambda real=time.time: real() + app_module.SPOOL_STUCK_SECONDS + 5)
+        stuck = client.get("/health")
+        assert stuck.status_code == 503 and stuck.json["status"] == "degraded"
+        assert stuck.json["database"] == "ok" and stuck.json["spool"]["oldest_waiting_seconds"] > 60
+    monkeypatch.undo()
+    drained = client.get("/health")  # the drain is free again: this /health drains it
+    assert drained.status_code == 200 and drained.json["spool"] == {
+        "depth": 0, "writable": True, "set_aside": 0, "oldest_waiting_seconds": None}
+    assert db.get_prediction(app.extensions["db_engine"], 880001) is not None
 
 
 def test_database_down_and_spool_unwritable_is_503(make_app, tmp_path):
