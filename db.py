@@ -659,12 +659,13 @@ def prepare_rows(items, source: str = "stream", received_at=None) -> list[dict]:
 def _upsert_statement(dialect_name: str):
     """INSERT ... ON CONFLICT (object_id) DO UPDATE for a resend. It never touches the review
     trail; a resend with other content (another payload digest; a row stored before digests,
-    or with an earlier form of digest, is not compared) records when, and puts a decided event back to 'unreviewed':
-    the decision was made on what the event said before."""
+    or with an earlier form of digest, is not compared) records when, and puts a decided event
+    back to 'unreviewed': the decision was made on what the event said before."""
     dialect_insert = pg_dialect.insert if dialect_name == "postgresql" else sqlite_dialect.insert
     statement = dialect_insert(PREDICTIONS)
     new, old = statement.excluded, PREDICTIONS.c
     model_changed = old.model_version.is_distinct_from(new.model_version)
+
     def of_this_form(digest):
         return func.substr(digest, literal_column("1"), _DIGEST_FORM_CHARS) == _DIGEST_FORM_SQL
 
