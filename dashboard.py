@@ -1515,13 +1515,17 @@ def api_labelled():
 def api_queue_rows():
     """What may have changed in the listed events (``ids``, comma-separated, at most
     MAX_PER_PAGE) since the queue was loaded, as the queue writes it; refreshed with the counts:
-    {object_id: {"status": key, "status_label": text, "open_by": "open by bob (just now)" or ""}}."""
+    {object_id: {"status": key, "status_label": text, "open_by": "open by bob (just now)" or "",
+    "changed_since": "Flagged as fraud by alice; the event changed since" or ""}}."""
     ids = [int(part) for part in request.args.get("ids", "").split(",")[:db.MAX_PER_PAGE]
            if part.strip().isascii() and part.strip().isdigit() and 0 < int(part) <= validation.MAX_OBJECT_ID]
-    opens = open_by_others(ids)
-    return jsonify({str(object_id): {"status": status, "status_label": status_label(status),
-                                     "open_by": format_open_by(opens[object_id]) if object_id in opens else ""}
-                    for object_id, status in db.review_statuses(current_app.extensions["db_engine"], ids).items()})
+    states = db.review_states(current_app.extensions["db_engine"], ids)
+    opens, undone = open_by_others(list(states)), decisions_undone(list(states.values()))
+    return jsonify({str(object_id): {"status": state["review_status"],
+                                     "status_label": status_label(state["review_status"]),
+                                     "open_by": format_open_by(opens[object_id]) if object_id in opens else "",
+                                     "changed_since": undone.get(object_id, "")}
+                    for object_id, state in states.items()})
 
 
 @bp.route("/api/queue/summary")

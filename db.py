@@ -1153,15 +1153,18 @@ def reviews_for(engine: Engine, object_id) -> list[dict]:
 
 
 @_translate_errors
-def review_statuses(engine: Engine, object_ids) -> dict[int, str]:
-    """The review status of each of these events: {object_id: status} (unknown ids left out)."""
+def review_states(engine: Engine, object_ids) -> dict[int, dict]:
+    """Where each of these events stands in review: {object_id: {object_id, review_status,
+    last_review_id, content_changed_at}} (unknown ids left out)."""
     ids = sorted({i for i in (_parse_object_id(v) for v in object_ids) if i is not None})
     if not ids:
         return {}
     p = PREDICTIONS.c
     with engine.connect() as conn:
-        rows = conn.execute(select(p.object_id, p.review_status).where(p.object_id.in_(ids)))
-        return {int(row.object_id): row.review_status or "unreviewed" for row in rows}
+        rows = conn.execute(select(p.object_id, p.review_status, p.last_review_id, p.content_changed_at)
+                            .where(p.object_id.in_(ids)))
+        return {int(row.object_id): {**row._asdict(), "review_status": row.review_status or "unreviewed"}
+                for row in rows}
 
 
 @_translate_errors

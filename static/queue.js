@@ -88,7 +88,8 @@
   }
 
   /* What changed in the listed rows since the page loaded, refreshed with the counts: a
-   * colleague's decision (the status badge), and who has each event open ("open by bob"). */
+   * colleague's decision (the status badge), an organiser's edit after a decision ("Flagged as
+   * fraud by alice; the event changed since"), and who has each event open ("open by bob"). */
   function refreshRows() {
     var rows = Array.prototype.slice.call(document.querySelectorAll("#queue-table tr[data-object-id]"));
     if (!rows.length || !cards.dataset.rowsUrl) { return; }
@@ -104,11 +105,13 @@
         rows.forEach(function (row) {
           var now = found[row.dataset.objectId];
           if (!now) { return; }
-          var note = row.querySelector(".open-by");
-          if (note) {
-            note.textContent = now.open_by;
-            note.hidden = !now.open_by;
-          }
+          [[".open-by", now.open_by], [".changed-since", now.changed_since]].forEach(function (part) {
+            var line = row.querySelector(part[0]);
+            if (line) {
+              line.textContent = part[1];
+              line.hidden = !part[1];
+            }
+          });
           var badge = row.querySelector(".badge[data-status]");
           if (badge && badge.dataset.status !== now.status) {  // decided (or changed) since the page loaded
             var urgent = row.dataset.tier === "high" && now.status === "unreviewed";

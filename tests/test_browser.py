@@ -501,25 +501,36 @@ def test_an_event_a_colleague_has_open_is_marked_in_the_queue_and_on_its_page(se
 
 
 def test_a_colleagues_decision_shows_in_an_open_queue_without_a_reload(session):
-    """An open queue does not leave a colleague's decision looking undone: the row's status
-    follows, with the counts' refresh."""
+    """An open queue does not leave a colleague's decision looking undone, nor an organiser's edit
+    after it looking never decided: the row follows both, with the counts' refresh."""
     page, engine = session["page"], session["engine"]
-    page.goto(session["url"] + "/queue?tier=high&status=unreviewed")
-    row = page.locator("#queue-table tbody tr[data-tier='high']").first
-    target = int(row.get_attribute("data-object-id"))
-    assert "attention" in row.get_attribute("class")
-    decision = db.add_review(engine, [target], "flagged_fraud", "bob")
+    [(raw, score)] = scored_events(session["app"].extensions["fraud_model"], n=1, seed=96)
+    target = raw["object_id"] = score["object_id"] = 990000096
+    score = {**score, "risk_tier": "high", "fraud_probability": 0.99, "expected_loss": 9e11}  # tops the queue
+    db.save_scores(engine, [(raw, score)], source="stream")
+    row_at = "id => document.querySelector(`tr[data-object-id='${id}'] ${'%s'}`)"
     try:
-        page.wait_for_function(
-            "id => document.querySelector(`tr[data-object-id='${id}'] .badge[data-status]`).textContent"
-            " === 'Flagged as fraud'", arg=target, timeout=REFRESH_SECONDS * 3 * 1000)
+        page.goto(session["url"] + "/queue?tier=high")
+        row = page.locator(f"tr[data-object-id='{target}']")
+        assert "attention" in row.get_attribute("class") and row.locator(".changed-since").is_hidden()
+        db.add_review(engine, [target], "flagged_fraud", "bob")
+        page.wait_for_function(f"{row_at % '.badge[data-status]'}.textContent === 'Flagged as fraud'",
+                               arg=target, timeout=REFRESH_SECONDS * 3 * 1000)
         assert "attention" not in (row.get_attribute("class") or "")
         assert "status-flagged_fraud" in row.locator(".badge[data-status]").get_attribute("class")
-    finally:  # undo bob's decision: other tests read this queue
+        db.save_scores(engine, [({**raw, "name": raw.get("name", "") + " (edited)"}, score)], source="stream")
+        page.wait_for_function(f"{row_at % '.badge[data-status]'}.textContent === 'Not reviewed'",
+                               arg=target, timeout=REFRESH_SECONDS * 3 * 1000)
+        assert row.locator(".changed-since").is_visible()
+        assert row.locator(".changed-since").text_content() == "Flagged as fraud by bob; the event changed since"
+        db.add_review(engine, [target], "cleared", "bob")  # decided again, on what it says now
+        page.wait_for_function(f"{row_at % '.badge[data-status]'}.textContent === 'Cleared'",
+                               arg=target, timeout=REFRESH_SECONDS * 3 * 1000)
+        assert row.locator(".changed-since").is_hidden()
+    finally:  # other tests read this queue
         with engine.begin() as conn:
-            conn.execute(db.REVIEWS.delete().where(db.REVIEWS.c.id == decision["review_ids"][target]))
-            conn.execute(db.PREDICTIONS.update().where(db.PREDICTIONS.c.object_id == target)
-                         .values(review_status="unreviewed", last_review_id=None))
+            conn.execute(db.REVIEWS.delete().where(db.REVIEWS.c.object_id == target))
+            conn.execute(db.PREDICTIONS.delete().where(db.PREDICTIONS.c.object_id == target))
 
 
 def test_an_event_page_is_open_while_it_is_shown_and_not_after(session):

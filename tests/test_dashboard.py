@@ -769,9 +769,12 @@ def test_an_event_sent_again_with_other_content_after_a_decision_is_reviewed_aga
     assert target not in [label["object_id"] for label in db.export_labels(dash_engine)]
     queue = alice.get("/queue", query_string={"tier": "medium", "status": "unreviewed", "q": str(target)})
     assert target in row_ids(queue.get_data(as_text=True))
-    # the queue says what was decided before the change, not only the event's history
+    # the queue says what was decided before the change, not only the event's history, and so
+    # does its live refresh of the rows it lists
     assert re.search(r'class="changed-since small">Cleared by alice; the event changed since<',
                      _queue_row(queue.get_data(as_text=True), target))
+    assert alice.get(f"/api/queue/rows?ids={target}").get_json()[str(target)]["changed_since"] == (
+        "Cleared by alice; the event changed since")
     fresh = alice.get(f"/events/{target}").get_data(as_text=True)
     history = fresh[fresh.index('id="history"'):]
     assert history.index('id="content-changed"') < history.index("payee is the organiser")
@@ -789,7 +792,8 @@ def test_an_event_sent_again_with_other_content_after_a_decision_is_reviewed_aga
     labels = [label for label in db.export_labels(dash_engine) if label["object_id"] == target]
     assert [(label["fraud"], label["event"]["payee_name"]) for label in labels] == [(True, "Quick Cash Ltd")]
     queue = alice.get("/queue", query_string={"tier": "medium", "q": str(target)}).get_data(as_text=True)
-    assert "changed-since" not in _queue_row(queue, target)  # decided again, on what it says now
+    assert re.search(r'class="changed-since small" hidden></div>', _queue_row(queue, target))  # decided again
+    assert alice.get(f"/api/queue/rows?ids={target}").get_json()[str(target)]["changed_since"] == ""
 
 
 @pytest.mark.parametrize("value", ["0.5", "x/1", "0.5/nan", "inf/1", "0.5/1/2/3", "0.5/1/x", "0.5/1/inf"])
@@ -857,7 +861,7 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     assert "open by alice" in _queue_row(bob.get("/queue?tier=high").get_data(as_text=True), target)
 
     # the queue's live refresh reads the same, for the ids it lists; junk ids are ignored
-    unreviewed = {"status": "unreviewed", "status_label": "Not reviewed"}
+    unreviewed = {"status": "unreviewed", "status_label": "Not reviewed", "changed_since": ""}
     assert alice.get(f"/api/queue/rows?ids={target},{stale},x,-3,{10**30},999999999").get_json() == {
         str(target): {**unreviewed, "open_by": "open by bob (just now)"}, str(stale): {**unreviewed, "open_by": ""}}
     # bob decides; the page confirming his decision is not a new opening
@@ -869,7 +873,7 @@ def test_colleagues_see_who_has_an_event_open_until_they_decide(dash_app, dash_e
     queue = alice.get("/queue?tier=high").get_data(as_text=True)
     assert "open by" not in _queue_row(queue, target) and "open by bob" in _queue_row(queue, other)
     assert alice.get(f"/api/queue/rows?ids={target}").get_json() == {
-        str(target): {"status": "needs_info", "status_label": "Needs information", "open_by": ""}}
+        str(target): {"status": "needs_info", "status_label": "Needs information", "open_by": "", "changed_since": ""}}
     # a bulk decision ends bob's opening of every event it decided
     assert bob.post("/reviews/bulk", data={"action": "cleared", "object_id": [other], f"seen_{other}": "",
                                            "next": "/queue"}).status_code == 302
