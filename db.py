@@ -1095,7 +1095,8 @@ def note_open(engine: Engine, object_id, analyst: str, now: float | None = None,
 @_translate_errors
 def note_closed(engine: Engine, analyst: str, object_id=None, opened_at: float | None = None) -> int:
     """The page of the opening of ``object_id`` made at ``opened_at`` was left: end that opening,
-    unless the analyst has opened the event again since, in another page (that one is kept).
+    unless the analyst has opened the event again since, in another page (that one is kept; an
+    older page of it still open says so at once, static/presence.js, and opens it again).
     Without them (signing out): end every opening of the analyst's. Returns how many ended."""
     o = EVENT_OPENS.c
     which = [o.analyst == _clean_text(analyst.strip())]

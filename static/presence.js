@@ -27,6 +27,19 @@
       .catch(function () { /* signed out, or the server is away: the next beat tries again */ });
   }
 
+  // The analyst's other pages of this event (another tab): the opening is one per analyst and
+  // event, so when this page is left and ends it, they say at once that they are still open
+  // (after a moment, so that this page's word reaches the server first).
+  var others = null;
+  function listen() {
+    if (!window.BroadcastChannel) { return; }
+    others = new BroadcastChannel("fraud-triage-presence");
+    others.onmessage = function (message) {
+      if (message.data === url) { window.setTimeout(stillOpen, 1000); }
+    };
+  }
+  listen();
+
   window.setInterval(stillOpen, every);
   // Back from another tab, from sleep, or shown again from the browser's history (a page leaving
   // the back-forward cache becomes visible): say so at once, which opens it again if it was left.
@@ -35,5 +48,13 @@
   });
   window.addEventListener("pagehide", function () {
     if (navigator.sendBeacon) { navigator.sendBeacon(url, form("closed")); }
+    if (others) {
+      others.postMessage(url);
+      others.close();  // an open channel can keep the page out of the back-forward cache
+      others = null;
+    }
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && !others) { listen(); }
   });
 }());

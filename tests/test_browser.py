@@ -552,6 +552,17 @@ def test_an_event_page_is_open_while_it_is_shown_and_not_after(session):
         assert re.sub(r"\s+", " ", page.locator("#open-by-others").text_content()).strip().startswith(
             "Also open by bob (opened just now)")
         app.config["DASHBOARD_PRESENCE_SECONDS"] = 60  # from here on, no beat comes in the test's time
+        # the same event in a second tab, closed: it ends the (one) opening, and the first tab
+        # says at once that it is still open (its opening again, not the second tab's)
+        page.goto(session["url"] + f"/events/{target}")
+        first_opened = float(page.get_attribute("#open-by-others", "data-opened-at"))
+        second = session["context"].new_page()
+        second.goto(session["url"] + f"/events/{target}")
+        second_opened = float(second.get_attribute("#open-by-others", "data-opened-at"))
+        assert alice_on()[target][0]["opened_at"] == second_opened
+        second.close(run_before_unload=True)
+        wait_for(lambda: (alice_on().get(target) or [{}])[0].get("opened_at") == first_opened, timeout=10,
+                 what="the first tab saying at once that it is still open")
         page.goto(session["url"] + f"/events/{target}")
         page.evaluate("window.__before = true")
         page.click(".event-nav a >> nth=0")  # back to the queue: she left the event
